@@ -1,0 +1,163 @@
+"""FITS input and output: the only module that reads or writes image files.
+
+An image goes in with its header and comes back out with it (WCS intact), plus
+provenance cards. Outputs are written to a temporary file in the destination folder and
+renamed into place, so a crash never leaves a half-written file under the final name,
+and an existing file is never replaced unless ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+
+from . import __version__
+from .errors import InputError
+
+#: Header keywords written by :func:`write_image` (FITS keywords are at most 8 characters).
+PROVENANCE_KEYS = {
+    "ADVERS": "astrodeconv version",
+    "ADMETHOD": "restoration method",
+    "ADPSF": "PSF specification",
+    "ADPARAMS": "method parameters (JSON)",
+}
+
+
+def read_image(path: str | Path, hdu: int | str | None = None) -> tuple[np.ndarray, fits.Header]:
+    """Read a 2-D image and its header from a FITS file.
+
+    Parameters
+    ----------
+    path : str or Path
+        FITS file (``.fits``, ``.fits.gz`` ...).
+    hdu : int or str, optional
+        Index or EXTNAME of the HDU. By default the primary HDU, or the first HDU that
+        holds image data if the primary one is empty.
+
+    Returns
+    -------
+    data : ndarray, shape (H, W), float64
+        The pixels, with BSCALE/BZERO applied. Non-finite pixels are kept as they are.
+    header : astropy.io.fits.Header
+        A copy of that HDU's header.
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, no image data, unknown HDU, or not 2-D (a cube's
+        message names its shape and how to pick a plane).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"file not found: {path}")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder, expected a FITS file")
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            chosen = _choose_hdu(hdul, hdu, path)
+            data = chosen.data
+            header = chosen.header.copy()
+    except InputError:
+        raise
+    except (OSError, ValueError, TypeError, EOFError) as exc:
+        raise InputError(f"cannot read {path} as FITS: {exc}") from None
+    if data is None:
+        raise InputError(f"{path}: HDU {hdu if hdu is not None else 0} has no image data")
+    data = np.asarray(data)
+    if data.dtype.kind not in "iuf":
+        raise InputError(f"{path}: image data must be numeric, got dtype {data.dtype}")
+    if data.ndim != 2:
+        squeezed = np.squeeze(data)
+        if squeezed.ndim == 2:
+            data = squeezed
+        else:
+            raise InputError(
+                f"{path}: image must be 2-D, got shape {data.shape}; pick one plane first, "
+                f"e.g. with astropy: fits.writeto('plane.fits', fits.getdata('{path.name}')[0])"
+            )
+    return data.astype(np.float64), header
+
+
+def _choose_hdu(hdul: fits.HDUList, hdu: int | str | None, path: Path) -> Any:
+    if hdu is None:
+        for candidate in hdul:
+            if candidate.is_image and candidate.data is not None:
+                return candidate
+        raise InputError(f"{path}: no HDU holds image data")
+    try:
+        return hdul[hdu]
+    except (KeyError, IndexError):
+        names = [h.name for h in hdul]
+        raise InputError(f"{path}: no HDU {hdu!r}; it has {len(hdul)} HDUs named {names}") from None
+
+
+def write_image(
+    path: str | Path,
+    data: np.ndarray,
+    header: fits.Header | None = None,
+    provenance: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a 2-D image to FITS atomically, keeping ``header`` and adding provenance.
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination. Its folder must exist.
+    data : ndarray, shape (H, W)
+        Pixels, written as float32.
+    header : astropy.io.fits.Header, optional
+        Header to keep (e.g. the input's, with its WCS). Structural keywords (BITPIX,
+        NAXIS, BSCALE, BZERO ...) are updated to match ``data``.
+    provenance : dict, optional
+        ``method``, ``psf``, ``params`` and any extra ``KEY: value`` pairs written as
+        cards; the package version is always added (``ADVERS``).
+    overwrite : bool
+        Replace an existing file. If False (default) an existing file is an error.
+
+    Returns
+    -------
+    path : Path
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise InputError(f"{path} already exists; choose another name or pass --overwrite")
+    if not path.parent.is_dir():
+        raise InputError(f"cannot write {path}: folder {path.parent} does not exist")
+    hdu = fits.PrimaryHDU(np.asarray(data, dtype=np.float32), header=_clean_header(header))
+    for key, value in _provenance_cards(provenance or {}).items():
+        hdu.header[key] = value
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        hdu.writeto(tmp, overwrite=True, output_verify="silentfix")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _clean_header(header: fits.Header | None) -> fits.Header | None:
+    if header is None:
+        return None
+    header = header.copy()
+    for key in ("BSCALE", "BZERO", "BLANK", "XTENSION", "PCOUNT", "GCOUNT", "EXTNAME"):
+        header.remove(key, ignore_missing=True, remove_all=True)
+    return header
+
+
+def _provenance_cards(provenance: dict[str, Any]) -> dict[str, tuple[Any, str]]:
+    cards: dict[str, tuple[Any, str]] = {"ADVERS": (__version__, PROVENANCE_KEYS["ADVERS"])}
+    for name, value in provenance.items():
+        key = {"method": "ADMETHOD", "psf": "ADPSF", "params": "ADPARAMS"}.get(name, name.upper()[:8])
+        if isinstance(value, (dict, list, tuple)):
+            value = json.dumps(value, sort_keys=True, default=str)
+        cards[key] = (value, PROVENANCE_KEYS.get(key, name))
+    return cards
