@@ -1,0 +1,144 @@
+"""The paper's networks as restoration methods: ``cnn3`` and ``cnn1``.
+
+Both are registered in :mod:`astrodeconv.methods` with the parameters
+
+* ``model`` — ``None`` (the model folder shipped in ``astrodeconv/models/<name>/``), the
+  path of a model folder written by :func:`astrodeconv.nn.train`, or, for ``cnn3``, one of
+  the paper's released Keras ``.h5`` weight files;
+* ``tile`` — output tile side in pixels, ``None`` for automatic (see
+  :func:`astrodeconv.nn.predict.deconvolve`);
+* ``device`` — ``"cpu"``, ``"cuda"`` or ``"auto"``.
+
+A network restores observations made with the PSF and noise it was trained for (the
+shipped ones: the paper's ``airy-paper`` PSF and sigma = 0.01 on images normalised to a
+maximum of 1); a different PSF gives a warning. torch is imported only when a network is
+used, so ``import astrodeconv`` stays light.
+
+Examples
+--------
+>>> from astrodeconv.methods import METHODS
+>>> sorted(METHODS["cnn3"].defaults)
+['device', 'model', 'tile']
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+from .methods import register
+
+#: Folder of the shipped model folders (``models/cnn3``, ``models/cnn1``).
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+
+
+def shipped_model_dir(name: str) -> Path:
+    """Folder of the model shipped for architecture ``name``."""
+    return MODELS_DIR / name
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(name: str, source: str, stamp: float) -> tuple[Any, str]:
+    """Load a network (cached on the resolved path and its modification time)."""
+    path = Path(source)
+    if path.is_file() and path.suffix.lower() in {".h5", ".hdf5"}:
+        if name != "cnn3":
+            raise InputError(f"Keras .h5 weights ({path}) are the paper's 3-CNN; use method 'cnn3', not {name!r}")
+        from .nn.keras import load_keras_cnn3
+
+        return load_keras_cnn3(path), "airy-paper"
+    from .nn.store import load_model
+
+    model, config, _ = load_model(path)
+    if config.arch != name:
+        raise InputError(f"model folder {path} holds a {config.arch!r} network; use method {config.arch!r}, not {name!r}")
+    return model, config.psf
+
+
+def load_network(name: str, model: str | Path | None = None) -> tuple[Any, str]:
+    """Return ``(network, psf_spec)`` for method ``name`` (cached).
+
+    Parameters
+    ----------
+    name : {"cnn3", "cnn1"}
+    model : str or Path, optional
+        Model folder or (``cnn3`` only) Keras ``.h5`` file; ``None`` for the shipped folder.
+    """
+    if model is None:
+        path = shipped_model_dir(name)
+        if not (path / "weights.pt").is_file():
+            raise InputError(
+                f"no shipped {name} model in {path}; pass model=<model folder or .h5 file> (--model on the command line)"
+            )
+    else:
+        if not isinstance(model, (str, Path)):
+            raise InputError(f"model must be a model folder or .h5 file path, got {type(model).__name__}")
+        path = Path(model).expanduser()
+        if not path.exists():
+            raise InputError(f"model not found: {path} (expected a model folder or a Keras .h5 file)")
+    path = path.resolve()
+    stamp = max((p.stat().st_mtime for p in ([path] + (list(path.iterdir()) if path.is_dir() else []))), default=0.0)
+    return _load_cached(name, str(path), stamp)
+
+
+def _check_psf(psf: np.ndarray, spec: str, name: str) -> None:
+    from .psf import parse_spec
+
+    try:
+        expected = parse_spec(spec)
+    except InputError:
+        return  # e.g. a FITS PSF that is not available here: nothing to compare
+    same = expected.shape == psf.shape and np.allclose(expected, psf, rtol=1e-4, atol=1e-8)
+    if not same:
+        warnings.warn(
+            f"{name}: the network was trained for PSF {spec!r} (shape {expected.shape}) but the given PSF differs "
+            f"(shape {psf.shape}); the restoration will be poor. Train a model for this PSF (astrodeconv.nn.train).",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def _restore(name: str, observed: np.ndarray, psf: np.ndarray, model: Any, tile: int | None, device: str) -> np.ndarray:
+    from .nn.predict import deconvolve
+
+    network, spec = load_network(name, model)
+    _check_psf(np.asarray(psf, dtype=np.float64), spec, name)
+    return deconvolve(observed, network, tile=tile, device=device)
+
+
+@register("cnn3", "paper's 3-layer CNN (Flamary 2017), shipped or given weights", model=None, tile=None, device="cpu")
+def cnn3(
+    observed: np.ndarray, psf: np.ndarray, model: str | Path | None = None, tile: int | None = None, device: str = "cpu"
+) -> np.ndarray:
+    """Restore with the paper's 3-layer CNN.
+
+    Parameters
+    ----------
+    observed : ndarray, shape (H, W)
+        Observation normalised as the training images (maximum about 1).
+    psf : ndarray
+        The observation's PSF; only compared with the one the network was trained for.
+    model : str or Path, optional
+        Model folder or Keras ``.h5`` file; ``None`` for the shipped model.
+    tile : int, optional
+        Output tile side, pixels (``None``: automatic).
+    device : {"cpu", "cuda", "auto"}
+
+    Returns
+    -------
+    estimate : ndarray, shape (H, W), float64
+    """
+    return _restore("cnn3", observed, psf, model, tile, device)
+
+
+@register("cnn1", "one linear 19x19 filter learned from data (paper's 1-CNN)", model=None, tile=None, device="cpu")
+def cnn1(
+    observed: np.ndarray, psf: np.ndarray, model: str | Path | None = None, tile: int | None = None, device: str = "cpu"
+) -> np.ndarray:
+    """Restore with a single learned linear filter (see :func:`cnn3` for the parameters)."""
+    return _restore("cnn1", observed, psf, model, tile, device)
