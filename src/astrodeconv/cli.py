@@ -1,0 +1,391 @@
+"""Command line: ``astrodeconv {psf,simulate,deconvolve,train,demo} ...``.
+
+Thin: every subcommand parses its arguments, calls the library and reports. Bad input
+(an :class:`~astrodeconv.errors.InputError`) prints one line on stderr and exits with
+code 2; nothing is written unless the command succeeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import __version__
+from .errors import InputError
+
+PSF_HELP = "PSF: airy-paper, airy:fwhm=6.5, gaussian:fwhm=4, moffat:fwhm=5,beta=3, or a FITS file"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code (0 success, 2 bad input)."""
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help (0) and on usage errors (2)
+        return int(exc.code or 0)
+    try:
+        return int(args.func(args) or 0)
+    except InputError as exc:
+        print(f"astrodeconv: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("astrodeconv: interrupted; no output was written under the final name", file=sys.stderr)
+        return 130
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="astrodeconv", description="Restore astronomical images: deconvolution with CNNs and classical methods."
+    )
+    parser.add_argument("--version", action="version", version=f"astrodeconv {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("psf", help="write a model PSF to FITS and print its FWHM")
+    p.add_argument("model", help="airy-paper, airy, gaussian, moffat (or a full spec such as airy:fwhm=6.5)")
+    p.add_argument("--fwhm", type=float, help="full width at half maximum, pixels")
+    p.add_argument("--beta", type=float, help="Moffat power")
+    p.add_argument("--size", type=int, help="side of the grid, pixels")
+    p.add_argument("--nr", type=float, help="airy-paper: Airy radii across the half grid")
+    p.add_argument("-o", "--output", required=True, type=Path)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_cmd_psf)
+
+    p = sub.add_parser("simulate", help="normalise a clean image, blur it and add noise")
+    p.add_argument("clean", type=Path)
+    p.add_argument("-o", "--output", required=True, type=Path)
+    p.add_argument("--psf", default="airy-paper", help=PSF_HELP + " (default airy-paper)")
+    p.add_argument("--sigma", type=float, default=0.01, help="Gaussian noise sigma relative to the max (0.01)")
+    p.add_argument("--gain", type=float, help="add Poisson noise with this many photons per unit of the normalised image")
+    p.add_argument("--boundary", default="zero", choices=("zero", "reflect", "periodic"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hdu", help="HDU index or name (default: first with image data)")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("deconvolve", help="restore an observation")
+    p.add_argument("observed", type=Path)
+    p.add_argument("-o", "--output", required=True, type=Path)
+    p.add_argument("--method", default="wiener", help="restoration method (see `astrodeconv deconvolve --list`)")
+    p.add_argument("--psf", help=PSF_HELP + " (default: the ADPSF card written by `simulate`)")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="method parameter (repeatable)")
+    p.add_argument(
+        "--select",
+        choices=("auto", "none", "oracle"),
+        default="auto",
+        help="choose parameters not given by --param: auto (discrepancy principle; default), "
+        "none (method defaults), oracle (needs --truth)",
+    )
+    p.add_argument("--sigma", type=float, help="noise sigma relative to the image max, for --select auto")
+    p.add_argument("--truth", type=Path, help="clean image for --select oracle")
+    p.add_argument("--model", help="network: model folder or paper .h5 file (default: the shipped model)")
+    p.add_argument("--tile", type=int, help="network: predict by tiles of this side, pixels")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
+    p.add_argument("--hdu", help="HDU index or name (default: first with image data)")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_cmd_deconvolve)
+
+    p = sub.add_parser("train", help="train a network on clean images")
+    p.add_argument("--images", nargs="+", required=True, type=Path, help="clean FITS images to draw patches from")
+    p.add_argument("--model", default="cnn3", help="architecture (cnn3, cnn1)")
+    p.add_argument("-o", "--output", required=True, type=Path, help="model folder to create")
+    p.add_argument("--psf", default="airy-paper", help=PSF_HELP)
+    p.add_argument("--sigma", type=float, default=0.01)
+    p.add_argument("--samples", type=int, default=100_000)
+    p.add_argument("--val-samples", type=int, default=50_000)
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch", type=int, default=50)
+    p.add_argument("--optimizer", default="sgd", choices=("sgd", "adam"))
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--patience", type=int, default=0, help="epochs of rising validation loss tolerated (0 = paper)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in the same folder")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("benchmark", help="reproduce the paper's comparison (Table I) on real images")
+    p.add_argument("--protocol", default="table1", help="protocol name or .toml file (table1)")
+    p.add_argument("--quick", action="store_true", help="reduced version: small crops, committed fold models")
+    p.add_argument("--data-dir", type=Path, help="folder of the sky images (default ../shared/data/sky)")
+    p.add_argument("--folds", type=Path, default=Path("benchmarks/folds"), help="leave-one-out model folders")
+    p.add_argument("--train", action="store_true", help="train the missing fold models first (resumes partial ones)")
+    p.add_argument("--retrain", action="store_true", help="train every fold model again")
+    p.add_argument("--only-train", action="store_true", help="train the fold models, then stop")
+    p.add_argument("--arch", nargs="+", help="with --train: only these architectures")
+    p.add_argument("--image", nargs="+", help="with --train: only the folds holding out these images")
+    p.add_argument("-o", "--output", type=Path, default=Path("docs/results"))
+    p.set_defaults(func=_cmd_benchmark)
+
+    p = sub.add_parser("scaling", help="prediction time against image size, with log-log slopes")
+    p.add_argument("--sizes", nargs="+", type=int, default=[256, 512, 1024, 2048, 4096])
+    p.add_argument("--methods", nargs="+", help="methods to time (default: wiener rl tv cnn1 cnn3)")
+    p.add_argument("-o", "--output", type=Path, default=Path("docs/results"))
+    p.set_defaults(func=_cmd_scaling)
+
+    p = sub.add_parser("demo", help="simulate the paper's observation of the embedded image and compare methods")
+    p.add_argument("-o", "--output", type=Path, default=Path("astrodeconv-demo"), help="folder for the PNG and CSV")
+    p.add_argument("--size", type=int, default=512, help="side of the centred crop, pixels (512)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+# -- subcommands -------------------------------------------------------------------------
+
+
+def _cmd_psf(args: argparse.Namespace) -> int:
+    from . import io, psf
+
+    options = {k: getattr(args, k) for k in ("fwhm", "beta", "size", "nr") if getattr(args, k) is not None}
+    spec = args.model + (("," if ":" in args.model else ":") + ",".join(f"{k}={v}" for k, v in options.items()) if options else "")
+    _check_output(args.output, args.overwrite)
+    kernel = psf.parse_spec(spec)
+    width = psf.fwhm(kernel)
+    io.write_image(args.output, kernel, provenance={"psf": spec, "ADFWHM": round(width, 4)}, overwrite=args.overwrite)
+    print(f"{spec}: {kernel.shape[0]} x {kernel.shape[1]} px, sum 1, FWHM {width:.3f} px -> {args.output}")
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from . import forward, io, psf
+
+    _check_output(args.output, args.overwrite)
+    clean, header = io.read_image(args.clean, hdu=_hdu(args.hdu))
+    _check_pixels(clean, args.clean)
+    kernel = psf.parse_spec(args.psf)
+    _check_psf_fits(kernel, clean, args.psf)
+    bad = ~np.isfinite(clean)
+    x, record = forward.normalise(np.where(bad, np.nan, clean))
+    x = np.where(bad, 0.0, x)
+    y = forward.observe(x, kernel, sigma=args.sigma, rng=args.seed, boundary=args.boundary, gain=args.gain)
+    y[bad] = np.nan
+    provenance = {"method": "simulate", "psf": args.psf, "ADSIGMA": args.sigma, "ADSEED": args.seed,
+                  "ADBOUND": args.boundary, "ADSCALE": record.scale}
+    if args.gain is not None:
+        provenance["ADGAIN"] = args.gain
+    io.write_image(args.output, y, header, provenance, overwrite=args.overwrite)
+    print(f"simulated {args.output}: {y.shape[0]} x {y.shape[1]} px, PSF {args.psf}, sigma {args.sigma}, seed {args.seed}")
+    return 0
+
+
+def _cmd_deconvolve(args: argparse.Namespace) -> int:
+    from . import io, methods, psf, selection
+
+    method = methods.get(args.method)
+    _check_output(args.output, args.overwrite)
+    observed, header = io.read_image(args.observed, hdu=_hdu(args.hdu))
+    _check_pixels(observed, args.observed)
+    spec = args.psf or header.get("ADPSF")
+    if not spec:
+        raise InputError(f"{args.observed} has no ADPSF card: give the PSF with --psf ({PSF_HELP})")
+    kernel = psf.parse_spec(spec)
+    _check_psf_fits(kernel, observed, spec)
+    params = _parse_params(args.param)
+    network_options = {"model": args.model, "tile": args.tile, "device": args.device}
+    for key, value in network_options.items():
+        if key in method.defaults and value is not None:
+            params.setdefault(key, value)
+        elif key != "device" and value is not None:
+            raise InputError(f"--{key} applies to the networks only, not to method {args.method!r}")
+    methods.check_params(method, params)
+
+    # Work in units of the image's maximum, as the methods and networks expect; undo after.
+    scale = float(np.nanmax(observed))
+    if not scale > 0:
+        raise InputError(f"{args.observed}: the maximum pixel value is {scale}; expected a positive maximum")
+    y = observed / scale
+    sigma = args.sigma if args.sigma is not None else header.get("ADSIGMA")
+    if args.select != "none":
+        truth = None
+        if args.select == "oracle":
+            if args.truth is None:
+                raise InputError("--select oracle needs the clean image: --truth CLEAN.fits")
+            truth_raw, _ = io.read_image(args.truth)
+            if truth_raw.shape != observed.shape:
+                raise InputError(f"--truth has shape {truth_raw.shape}, the observation {observed.shape}")
+            truth = _normalise_like(truth_raw)
+        filled = np.where(np.isfinite(y), y, np.nanmedian(y))
+        chosen = selection.select(args.method, filled, kernel, args.select, truth=truth, sigma=sigma)
+        params = {**chosen, **params}
+    start = time.perf_counter()
+    estimate = methods.restore(y, kernel, args.method, **params)
+    elapsed = time.perf_counter() - start
+    shown = {k: v for k, v in params.items() if v is not None}
+    io.write_image(
+        args.output,
+        estimate * scale,
+        header,
+        {"method": args.method, "psf": spec, "params": shown, "ADSELECT": args.select},
+        overwrite=args.overwrite,
+    )
+    print(f"{args.method} ({_format_params(shown)}) in {elapsed:.2f} s -> {args.output}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .nn.training import train
+
+    if args.output.exists() and any(args.output.iterdir()) and not args.resume:
+        raise InputError(f"{args.output} exists and is not empty; pass --resume to continue it or choose another folder")
+    out = train(
+        images=list(args.images),
+        out_dir=args.output,
+        arch=args.model,
+        psf_spec=args.psf,
+        sigma=args.sigma,
+        samples=args.samples,
+        val_samples=args.val_samples,
+        epochs=args.epochs,
+        batch=args.batch,
+        seed=args.seed,
+        resume=args.resume,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        patience=args.patience,
+        progress=True,
+    )
+    print(f"model written to {out}")
+    return 0
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from . import benchmark, data
+
+    protocol = benchmark.load_protocol(args.protocol)
+    data_dir = args.data_dir or data.sky_dir()
+    missing = [name for name in protocol.images if not (data_dir / f"{name}.fits.gz").is_file()]
+    if missing:
+        raise InputError(f"{data_dir} lacks the protocol's images {missing}; point --data-dir to them")
+    if args.train or args.retrain or args.only_train:
+        benchmark.train_folds(protocol, data_dir, args.folds, archs=args.arch, images=args.image, retrain=args.retrain)
+        if args.only_train:
+            return 0
+    if args.quick:
+        protocol = protocol.quick_version()
+    shared = data.shared_dir()
+    paper_dir = shared / "reference" if shared and (shared / "reference").is_dir() else None
+    rows, kept = benchmark.run(protocol, data_dir, args.folds, paper_dir=paper_dir)
+    written = benchmark.write_report(rows, kept, protocol, args.output, data_dir, args.folds, paper_dir)
+    print((args.output / "table1.md").read_text())
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def _cmd_scaling(args: argparse.Namespace) -> int:
+    from . import scaling
+
+    chosen = scaling.SCALING_METHODS
+    if args.methods:
+        unknown = set(args.methods) - set(chosen)
+        if unknown:
+            raise InputError(f"--methods {sorted(unknown)} not timed; choose from {list(chosen)}")
+        chosen = {m: chosen[m] for m in args.methods}
+    rows = scaling.measure(chosen, tuple(args.sizes))
+    written = scaling.write_report(rows, args.output)
+    print((args.output / "scaling.md").read_text())
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from . import data, forward, methods, plots, psf
+    from .evaluation import evaluate, format_table
+
+    args.output.mkdir(parents=True, exist_ok=True)
+    truth = _centre_crop(data.hubble_deep_field(), args.size)
+    kernel = psf.airy_paper()
+    observed = forward.observe(truth, kernel, sigma=0.01, rng=args.seed)
+    names = ["none"] + [m for m in methods.available() if _runnable(m)]
+    print(f"Hubble Deep Field, centred {truth.shape[0]} x {truth.shape[1]} crop; PSF airy-paper "
+          f"(FWHM {psf.fwhm(kernel):.2f} px); Gaussian noise sigma 0.01; parameters chosen without the truth (auto)")
+    rows, estimates = evaluate(truth, observed, kernel, names, selection="auto", sigma=0.01, progress=True)
+    table = format_table(rows)
+    print(table)
+    (args.output / "demo.md").write_text(table + "\n")
+    panels = {"truth": truth, f"observed {rows[0]['psnr_db']:.2f} dB": observed}
+    for row in rows[1:]:
+        panels[f"{row['method']} {row['psnr_db']:.2f} dB"] = estimates[row["method"]]
+    png = plots.comparison_figure(panels, args.output / "demo.png", psf=kernel, zoom=256)
+    print(f"figure: {png}")
+    return 0
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def _runnable(method: str) -> bool:
+    """A method the demo can run: classical ones always, networks when their model is shipped."""
+    from . import methods
+
+    check = getattr(methods.get(method).func, "available", None)
+    return check() if callable(check) else True
+
+
+def _centre_crop(image: np.ndarray, size: int) -> np.ndarray:
+    if size < 64:
+        raise InputError(f"--size must be at least 64 pixels (the PSF's side), got {size}")
+    r0 = max((image.shape[0] - size) // 2, 0)
+    c0 = max((image.shape[1] - size) // 2, 0)
+    return image[r0 : r0 + size, c0 : c0 + size]
+
+
+def _check_output(path: Path, overwrite: bool) -> None:
+    """Refuse before any work an output that exists (without --overwrite) or whose folder is missing."""
+    if path.exists() and not overwrite:
+        raise InputError(f"{path} already exists; choose another name or pass --overwrite")
+    if not path.parent.resolve().is_dir():
+        raise InputError(f"cannot write {path}: folder {path.parent} does not exist")
+
+
+def _check_pixels(image: np.ndarray, path: Path) -> None:
+    finite = np.isfinite(image)
+    if not finite.any():
+        raise InputError(f"{path}: every pixel is NaN or infinite")
+    values = image[finite]
+    if values.max() == values.min():
+        raise InputError(f"{path}: the image is constant (every pixel is {values.max():g}); nothing to restore")
+
+
+def _check_psf_fits(kernel: np.ndarray, image: np.ndarray, spec: str) -> None:
+    if kernel.shape[0] > image.shape[0] or kernel.shape[1] > image.shape[1]:
+        raise InputError(
+            f"PSF {spec!r} is {kernel.shape[0]} x {kernel.shape[1]} px, larger than the image "
+            f"{image.shape[0]} x {image.shape[1]}; give a smaller PSF (e.g. add size=N to the spec)"
+        )
+
+
+def _normalise_like(image: np.ndarray) -> np.ndarray:
+    from .forward import normalise
+
+    return np.nan_to_num(normalise(np.where(np.isfinite(image), image, np.nan))[0])
+
+
+def _hdu(value: str | None) -> int | str | None:
+    if value is None:
+        return None
+    return int(value) if value.lstrip("-").isdigit() else value
+
+
+def _parse_params(items: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in items:
+        key, eq, raw = item.partition("=")
+        if not eq or not key:
+            raise InputError(f"--param expects KEY=VALUE, got {item!r}")
+        try:
+            params[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            params[key] = raw
+    return params
+
+
+def _format_params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()) or "defaults"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

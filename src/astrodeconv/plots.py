@@ -1,0 +1,151 @@
+"""Figures. matplotlib is imported only when a figure is drawn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def comparison_figure(
+    panels: dict[str, np.ndarray], path: str | Path, psf: np.ndarray | None = None, zoom: int | None = 256
+) -> Path:
+    """Save the images of ``panels`` side by side, on one shared grey scale, as a PNG.
+
+    Parameters
+    ----------
+    panels : dict of str to ndarray (H, W)
+        Title -> image; all shown with the same ``sqrt`` stretch between the 0.5 and
+        99.8 percentiles of the first panel, so brightness is comparable.
+    path : str or Path
+        Output PNG.
+    psf : ndarray, optional
+        Shown first, as the square root of its magnitude (as in the paper's Fig. 3).
+    zoom : int, optional
+        Show only the central ``zoom x zoom`` pixels (details are invisible otherwise).
+    """
+    plt = _pyplot()
+    items = list(panels.items())
+    if zoom:
+        items = [(title, _centre(img, zoom)) for title, img in items]
+    reference = items[0][1]
+    lo, hi = np.nanpercentile(reference, [0.5, 99.8])
+    count = len(items) + (psf is not None)
+    ncols = min(count, 4)
+    nrows = int(np.ceil(count / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.4 * nrows), squeeze=False)
+    flat = list(axes.ravel())
+    if psf is not None:
+        ax = flat.pop(0)
+        ax.imshow(np.sqrt(np.abs(psf)), cmap="gray")
+        ax.set_title("PSF (sqrt)")
+    for ax, (title, img) in zip(flat, items):
+        shown = np.sqrt(np.clip((img - lo) / (hi - lo), 0, 1))
+        ax.imshow(shown, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def _centre(image: np.ndarray, size: int) -> np.ndarray:
+    r0 = max((image.shape[0] - size) // 2, 0)
+    c0 = max((image.shape[1] - size) // 2, 0)
+    return image[r0 : r0 + size, c0 : c0 + size]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def dataset_figure(images: dict[str, np.ndarray], path: str | Path) -> Path:
+    """The test images side by side (the paper's Fig. 2), each with a sqrt stretch."""
+    plt = _pyplot()
+    ncols = min(len(images), 3)
+    nrows = int(np.ceil(len(images) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.3 * ncols, 3.5 * nrows), squeeze=False)
+    for ax, (name, img) in zip(axes.ravel(), images.items()):
+        lo, hi = np.nanpercentile(img, [0.5, 99.8])
+        ax.imshow(np.sqrt(np.clip((img - lo) / (hi - lo), 0, 1)), cmap="gray", interpolation="nearest")
+        ax.set_title(f"{name} ({img.shape[0]} x {img.shape[1]})", fontsize=9)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def feature_maps_figure(model, image: np.ndarray, path: str | Path, count: int = 6, size: int = 200) -> Path:
+    """Feature maps of layers 1 and 2 of a ``cnn3`` (the paper's Fig. 4).
+
+    The ``count`` maps with the largest variance of each layer (after its ReLU), on the
+    central ``size x size`` pixels of ``image`` (an observation, max ~1).
+    """
+    import torch
+
+    plt = _pyplot()
+    crop = _centre(image, size + 2 * 9)
+    x = torch.as_tensor(np.ascontiguousarray(crop), dtype=torch.float32)[None, None]
+    layers = list(model.children())
+    with torch.inference_mode():
+        first = layers[1](layers[0](x))
+        second = layers[3](layers[2](first))
+    maps = []
+    for feats in (first[0].numpy(), second[0].numpy()):
+        order = np.argsort(feats.reshape(len(feats), -1).var(axis=1))[::-1][:count]
+        maps.append([(int(i), feats[i]) for i in order])
+    fig, axes = plt.subplots(2, count, figsize=(2.2 * count, 4.8), squeeze=False)
+    for r, (layer, row) in enumerate(zip(("layer 1", "layer 2"), maps)):
+        for ax, (index, fmap) in zip(axes[r], row):
+            ax.imshow(fmap, cmap="gray", interpolation="nearest")
+            ax.set_title(f"{layer} #{index}", fontsize=8)
+            ax.set_axis_off()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def training_curves_figure(histories: dict[str, list[dict]], path: str | Path) -> Path:
+    """Training and validation loss per epoch for each model (``history.csv`` rows)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for i, (name, rows) in enumerate(histories.items()):
+        epochs = [int(r["epoch"]) for r in rows]
+        color = f"C{i % 10}"
+        ax.plot(epochs, [float(r["loss"]) for r in rows], "--", color=color, alpha=0.6)
+        ax.plot(epochs, [float(r["val_loss"]) for r in rows], "-o", color=color, ms=3, label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("MSE (dashed: training, solid: validation)")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def scaling_figure(sizes: dict[str, list[tuple[int, float]]], slopes: dict[str, float], path: str | Path) -> Path:
+    """Log-log plot of prediction time against the number of pixels, one line per method."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for name, points in sizes.items():
+        pixels = [n * n for n, _ in points]
+        ax.loglog(pixels, [t for _, t in points], "-o", ms=4, label=f"{name} (slope {slopes[name]:.2f})")
+    ax.set_xlabel("pixels")
+    ax.set_ylabel("seconds")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,158 @@
+"""The command line, run in-process: results, provenance, and a clear exit 2 on bad input."""
+
+import re
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from astrodeconv import metrics, psf
+from astrodeconv.cli import main
+
+
+@pytest.fixture
+def clean_fits(tmp_path):
+    """A 96 x 90 clean image (smooth galaxy + stars) with a WCS-like header."""
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:96, :90]
+    image = 500 + 3000 * np.exp(-((yy - 48) ** 2 + (xx - 45) ** 2) / 200.0)
+    for r, c in rng.integers(10, 80, size=(12, 2)):
+        image[r, c] += rng.uniform(2000, 8000)
+    header = fits.Header({"OBJECT": "test field", "CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRVAL1": 10.5})
+    path = tmp_path / "clean.fits"
+    fits.writeto(path, image.astype(np.float32), header)
+    return path
+
+
+def _simulate(clean, tmp_path, *extra):
+    obs = tmp_path / "obs.fits"
+    assert main(["simulate", str(clean), "-o", str(obs), "--psf", "gaussian:fwhm=3", "--seed", "4", *extra]) == 0
+    return obs
+
+
+def test_psf_command_writes_unit_sum_psf_and_prints_fwhm(tmp_path, capsys):
+    out = tmp_path / "psf.fits"
+    assert main(["psf", "moffat", "--fwhm", "5", "--beta", "3", "-o", str(out)]) == 0
+    assert "FWHM 5.0" in capsys.readouterr().out
+    data = fits.getdata(out)
+    assert data.sum() == pytest.approx(1.0, rel=1e-5)
+    assert fits.getheader(out)["ADPSF"] == "moffat:fwhm=5.0,beta=3.0"
+
+
+def test_simulate_then_deconvolve_improves_psnr_and_keeps_header(tmp_path, clean_fits):
+    obs = _simulate(clean_fits, tmp_path)
+    header = fits.getheader(obs)
+    assert header["ADPSF"] == "gaussian:fwhm=3" and header["ADSIGMA"] == 0.01 and header["OBJECT"] == "test field"
+    truth = fits.getdata(clean_fits).astype(float)
+    truth /= truth.max()
+    observed = fits.getdata(obs).astype(float)
+    for method in ("wiener", "rl", "tv"):
+        out = tmp_path / f"{method}.fits"
+        assert main(["deconvolve", str(obs), "-o", str(out), "--method", method]) == 0
+        restored = fits.getdata(out).astype(float)
+        out_header = fits.getheader(out)
+        assert out_header["ADMETHOD"] == method and out_header["CRVAL1"] == 10.5
+        assert out_header["ADPSF"] == "gaussian:fwhm=3"  # taken from the observation's header
+        before = metrics.psnr(observed, truth, data_range=1.0, border=8)
+        after = metrics.psnr(restored, truth, data_range=1.0, border=8)
+        assert after > before + 1.0, (method, before, after)
+
+
+def test_explicit_params_are_used_and_recorded(tmp_path, clean_fits):
+    obs = _simulate(clean_fits, tmp_path)
+    out = tmp_path / "rl.fits"
+    assert main(["deconvolve", str(obs), "-o", str(out), "--method", "rl", "--param", "num_iter=7", "--select", "none"]) == 0
+    assert '"num_iter": 7' in fits.getheader(out)["ADPARAMS"]
+
+
+def test_nan_pixels_are_masked_and_stay_nan(tmp_path, clean_fits):
+    data = fits.getdata(clean_fits).astype(float)
+    data[40:43, 30:33] = np.nan
+    data[5, 5] = np.inf
+    holed = tmp_path / "holed.fits"
+    fits.writeto(holed, data)
+    obs = _simulate(holed, tmp_path)
+    out = tmp_path / "out.fits"
+    assert main(["deconvolve", str(obs), "-o", str(out), "--method", "wiener"]) == 0
+    restored = fits.getdata(out)
+    assert np.isnan(restored[40:43, 30:33]).all() and np.isnan(restored[5, 5])
+    assert np.isfinite(restored).sum() == restored.size - 10
+
+
+def _write(path, data):
+    fits.writeto(path, data)
+    return path
+
+
+BAD_INPUTS = {
+    "missing file": (lambda d: d / "nope.fits", "file not found"),
+    "not FITS": (lambda d: (d / "text.fits").write_text("hello") and d / "text.fits", "cannot read"),
+    "no image data": (lambda d: fits.PrimaryHDU().writeto(d / "empty.fits") or d / "empty.fits", "no HDU holds image data"),
+    "3-D cube": (lambda d: _write(d / "cube.fits", np.ones((3, 70, 70))), r"\(3, 70, 70\).*pick one plane"),
+    "all zero": (lambda d: _write(d / "zero.fits", np.zeros((70, 70))), "constant"),
+    "constant": (lambda d: _write(d / "const.fits", np.full((70, 70), 7.0)), "constant"),
+    "all NaN": (lambda d: _write(d / "nan.fits", np.full((70, 70), np.nan)), "NaN"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+@pytest.mark.parametrize("command", ["simulate", "deconvolve"])
+def test_bad_input_files_exit_2_with_a_message(tmp_path, capsys, case, command):
+    make, message = BAD_INPUTS[case]
+    path = make(tmp_path)
+    out = tmp_path / "out.fits"
+    assert main([command, str(path), "-o", str(out), "--psf", "gaussian:fwhm=3"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("astrodeconv: error:") and err.count("\n") == 1
+    assert re.search(message, err), err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "psf_args, message",
+    [
+        (["--psf", "gaussian:fwhm=40"], "larger than the image"),
+        (["--psf", "NANPSF"], "NaN"),
+        (["--psf", "NEGPSF"], "negative"),
+        (["--psf", "ZEROPSF"], "positive sum"),
+        (["--method", "magic"], "unknown method 'magic'; available: wiener"),
+        (["--method", "rl", "--param", "iterations=5"], r"no parameter\(s\) \['iterations'\]; it takes: num_iter"),
+        (["--param", "balance"], "KEY=VALUE"),
+    ],
+)
+def test_bad_psf_method_or_parameter_exit_2(tmp_path, capsys, clean_fits, psf_args, message):
+    obs = _simulate(clean_fits, tmp_path)
+    bad_psfs = {"NANPSF": np.array([[np.nan, 1.0], [1.0, 1.0]]), "NEGPSF": np.array([[-1.0, 1.0], [1.0, 1.0]]),
+                "ZEROPSF": np.zeros((3, 3))}
+    args = []
+    for arg in psf_args:
+        if arg in bad_psfs:
+            arg = str(_write(tmp_path / f"{arg}.fits", bad_psfs[arg]))
+        args.append(arg)
+    out = tmp_path / "out.fits"
+    assert main(["deconvolve", str(obs), "-o", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err), err
+    assert not out.exists()
+
+
+def test_existing_output_is_never_overwritten_without_flag(tmp_path, capsys, clean_fits):
+    obs = _simulate(clean_fits, tmp_path)
+    before = obs.read_bytes()
+    assert main(["simulate", str(clean_fits), "-o", str(obs), "--psf", "gaussian:fwhm=3", "--seed", "9"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert obs.read_bytes() == before
+    assert main(["simulate", str(clean_fits), "-o", str(obs), "--psf", "gaussian:fwhm=3", "--seed", "9", "--overwrite"]) == 0
+    assert obs.read_bytes() != before
+
+
+def test_missing_output_folder_and_missing_psf_card(tmp_path, capsys, clean_fits):
+    assert main(["simulate", str(clean_fits), "-o", str(tmp_path / "no" / "obs.fits")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["deconvolve", str(clean_fits), "-o", str(tmp_path / "out.fits")]) == 2
+    assert "--psf" in capsys.readouterr().err
+
+
+def test_usage_errors_return_2_without_traceback(capsys):
+    assert main(["deconvolve"]) == 2
+    assert "usage:" in capsys.readouterr().err
