@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--samples", type=int)
+    parser.add_argument("--threads", type=int, help="torch threads (default: the available cores)")
     args = parser.parse_args(argv)
     settings = dict(SETTINGS[args.arch])
     for key in ("epochs", "samples"):
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"training {args.arch} on {len(files)} images: {[p.name for p in files]}", flush=True)
     out = train(
         [str(p) for p in files], args.out, arch=args.arch, psf_spec="airy-paper", sigma=0.01,
-        resume=args.resume, progress=True,
+        resume=args.resume, progress=True, threads=args.threads,
         extra_meta={"held_out_images": HELD_OUT, "data_acknowledgement": DSS_ACK,
                     "command": "python benchmarks/train_shipped.py " + " ".join(sys.argv[1:] if argv is None else argv)},
         **settings,

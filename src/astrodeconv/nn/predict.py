@@ -109,7 +109,8 @@ def deconvolve(
         both sides are at most :data:`DEFAULT_TILE`, else tiles of that side. A tile at
         least as large as the image is one pass over the whole image.
     device : {"cpu", "cuda", "auto"}
-        Where to compute; the model is moved there.
+        Where to compute; the model is moved there (in place, as ``Module.to`` does, and
+        to the channels-last memory format on CPU).
     batch_tiles : int
         Tiles per forward pass (memory is proportional to it).
     boundary : {"symmetric", "reflect", "edge", "zero"}

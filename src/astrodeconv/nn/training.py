@@ -357,6 +357,7 @@ def train(
         bad_epochs, stopped, history = ckpt["bad_epochs"], ckpt["stopped"], ckpt["history"]
         start_epoch, elapsed = ckpt["epoch"], ckpt.get("seconds", 0.0)
         initial_val = ckpt.get("initial_val")
+        _write_history(out / HISTORY_FILE, history)  # it may lag the checkpoint by one epoch after a kill
     elif not resume and ckpt_path.exists():  # pragma: no cover - excluded by the emptiness check
         raise InputError(f"{ckpt_path} exists; pass resume=True")
 
