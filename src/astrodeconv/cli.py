@@ -81,7 +81,8 @@ def _build_parser() -> argparse.ArgumentParser:
         help="choose parameters not given by --param: auto (discrepancy principle; default), "
         "none (method defaults), oracle (needs --truth)",
     )
-    p.add_argument("--sigma", type=float, help="noise sigma relative to the image max, for --select auto")
+    p.add_argument("--sigma", type=float, help="noise sigma in units of the image's maximum, for --select auto "
+                   "(default: the ADSIGMA card, else estimated from the image)")
     p.add_argument("--truth", type=Path, help="clean image for --select oracle")
     p.add_argument("--model", help="network: model folder or paper .h5 file (default: the shipped model)")
     p.add_argument("--tile", type=int, help="network: predict by tiles of this side, pixels")
@@ -193,8 +194,9 @@ def _cmd_deconvolve(args: argparse.Namespace) -> int:
             raise InputError(f"--{key} applies to the networks only, not to method {args.method!r}")
     methods.check_params(method, params)
 
-    # Work in units of the image's maximum, as the methods and networks expect; undo after.
-    scale = float(np.nanmax(observed))
+    # Work in units where the image's maximum is ~1, as the methods and networks expect; undo
+    # after. An observation written by `simulate` (ADSCALE card) already is in those units.
+    scale = 1.0 if "ADSCALE" in header else float(np.nanmax(observed))
     if not scale > 0:
         raise InputError(f"{args.observed}: the maximum pixel value is {scale}; expected a positive maximum")
     y = observed / scale
@@ -219,7 +221,7 @@ def _cmd_deconvolve(args: argparse.Namespace) -> int:
         args.output,
         estimate * scale,
         header,
-        {"method": args.method, "psf": spec, "params": shown, "ADSELECT": args.select},
+        {"method": args.method, "psf": spec, "params": shown, "ADSELECT": args.select, "ADSCALE": scale},
         overwrite=args.overwrite,
     )
     print(f"{args.method} ({_format_params(shown)}) in {elapsed:.2f} s -> {args.output}")
