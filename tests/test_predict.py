@@ -41,7 +41,10 @@ def test_tiled_equals_whole_image(name, tile, small_image):
     np.testing.assert_allclose(tiled, whole, atol=1e-5, rtol=0)
 
 
-def test_auto_tiling_equals_whole_image_on_a_large_image(rng):
+def test_auto_tiling_equals_whole_image_on_a_large_image(rng, monkeypatch):
+    import astrodeconv.nn.predict as predict
+
+    monkeypatch.setattr(predict, "DEFAULT_TILE", 128)  # 300 x 270 -> 3 x 3 tiles of 128, 1 pass
     net = _net("cnn1")
     image = rng.random((300, 270))
     np.testing.assert_allclose(deconvolve(image, net), deconvolve(image, net, tile=300), atol=1e-5, rtol=0)
@@ -125,7 +128,7 @@ def test_auto_device_matches_cpu(small_image):
     [
         (dict(tile=0), "tile must be a positive integer"),
         (dict(tile=2.5), "tile must be a positive integer"),
-        (dict(batch_tiles=0), "batch_tiles must be"),
+        (dict(batch_tiles=0), "batch_tiles must be a positive integer or None"),
         (dict(boundary="wrap"), "boundary must be one of"),
         (dict(precision="float16"), "precision must be one of"),
     ],
