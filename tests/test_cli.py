@@ -157,3 +157,21 @@ def test_missing_output_folder_and_missing_psf_card(tmp_path, capsys, clean_fits
 def test_usage_errors_return_2_without_traceback(capsys):
     assert main(["deconvolve"]) == 2
     assert "usage:" in capsys.readouterr().err
+
+
+def test_train_then_deconvolve_with_the_trained_model(tmp_path, clean_fits, capsys):
+    obs = _simulate(clean_fits, tmp_path)
+    model_dir = tmp_path / "model"
+    args = ["train", "--images", str(clean_fits), "--model", "cnn1", "-o", str(model_dir), "--psf", "gaussian:fwhm=3",
+            "--samples", "400", "--val-samples", "100", "--epochs", "2", "--optimizer", "adam", "--lr", "0.001"]
+    assert main(args) == 0
+    assert {"config.json", "weights.pt", "meta.json"} <= {p.name for p in model_dir.iterdir()}
+    assert main(args) == 2  # the folder is not empty: --resume or another folder
+    assert "--resume" in capsys.readouterr().err
+    whole, tiled = tmp_path / "whole.fits", tmp_path / "tiled.fits"
+    for out, extra in ((whole, []), (tiled, ["--tile", "16"])):
+        assert main(["deconvolve", str(obs), "-o", str(out), "--method", "cnn1", "--model", str(model_dir), *extra]) == 0
+    np.testing.assert_allclose(fits.getdata(tiled), fits.getdata(whole), atol=1e-5)
+    assert fits.getheader(whole)["ADMETHOD"] == "cnn1"
+    assert main(["deconvolve", str(obs), "-o", str(tmp_path / "x.fits"), "--method", "wiener", "--tile", "16"]) == 2
+    assert "networks only" in capsys.readouterr().err
