@@ -40,6 +40,7 @@ import numpy as np
 from scipy import fft
 
 from .errors import InputError
+from .forward import psf_otf
 from .methods import check_image, register
 
 #: Default Wiener balance for images normalised to max 1 with noise sigma ~ 0.01 (see :func:`wiener`).
@@ -88,39 +89,6 @@ def _nonnegative_float(value: Any, name: str, strict: bool = False) -> float:
     return as_float
 
 
-def kernel_otf(kernel: np.ndarray, shape: tuple[int, int], workers: int = -1) -> np.ndarray:
-    """Real-FFT transfer function of ``kernel`` for circular convolution on ``shape``.
-
-    The kernel is zero-padded to ``shape`` and rolled so that its origin
-    ``(kernel.shape - 1) // 2`` lands on pixel (0, 0) (the convention of
-    :func:`astrodeconv.forward.blur`).
-
-    Parameters
-    ----------
-    kernel : ndarray, shape (h, w)
-        With ``h <= shape[0]`` and ``w <= shape[1]``.
-    shape : tuple of int
-        Grid ``(P, Q)`` of the circular convolution.
-
-    Returns
-    -------
-    otf : ndarray, shape (P, Q // 2 + 1), complex128
-
-    Examples
-    --------
-    >>> otf = kernel_otf(np.full((3, 3), 1 / 9), (8, 8))
-    >>> otf.shape, round(float(abs(otf[0, 0])), 12)
-    ((8, 5), 1.0)
-    """
-    kernel = np.asarray(kernel, dtype=np.float64)
-    if kernel.shape[0] > shape[0] or kernel.shape[1] > shape[1]:
-        raise InputError(f"kernel of shape {kernel.shape} does not fit in the grid {tuple(shape)}")
-    padded = np.zeros(shape)
-    padded[: kernel.shape[0], : kernel.shape[1]] = kernel
-    padded = np.roll(padded, (-((kernel.shape[0] - 1) // 2), -((kernel.shape[1] - 1) // 2)), axis=(0, 1))
-    return fft.rfft2(padded, workers=workers)
-
-
 def padded_shape(image_shape: tuple[int, int], psf_shape: tuple[int, int]) -> tuple[int, int]:
     """Smallest fast FFT grid on which circular convolution equals zero-boundary "same" convolution.
 
@@ -147,7 +115,7 @@ class _ZeroBoundaryBlur:
         self.shape = tuple(shape)
         self.grid = padded_shape(self.shape, psf.shape)
         self.workers = workers
-        self.otf = kernel_otf(psf, self.grid, workers)
+        self.otf = psf_otf(psf, self.grid, workers)
         self._otf_conj = np.conj(self.otf)
 
     def apply(self, x: np.ndarray, otf: np.ndarray) -> np.ndarray:
@@ -209,7 +177,7 @@ def _wiener_parts(observed: np.ndarray, psf: np.ndarray, workers: int = -1) -> t
     """Image spectrum, PSF transfer function and squared Laplacian response on the image grid."""
     rows, cols = observed.shape
     spectrum = fft.rfft2(observed, workers=workers)
-    otf = kernel_otf(psf, observed.shape, workers)
+    otf = psf_otf(psf, observed.shape, workers)
     # The Laplacian's transfer function is real: 4 - 2 cos(2 pi k / H) - 2 cos(2 pi l / W).
     wy = 2.0 * np.pi * np.arange(rows)[:, None] / rows
     wx = 2.0 * np.pi * np.arange(cols // 2 + 1)[None, :] / cols
@@ -357,7 +325,7 @@ def rl_iterates(
     op = _ZeroBoundaryBlur(psf, observed.shape, workers)
     complex_dtype = np.result_type(dtype, np.complex64)
     otf = op.otf.astype(complex_dtype)
-    otf_mirror = kernel_otf(psf[::-1, ::-1], op.grid, workers).astype(complex_dtype)
+    otf_mirror = psf_otf(psf[::-1, ::-1], op.grid, workers).astype(complex_dtype)
     observed = observed.astype(dtype)
     ratio = np.empty(observed.shape, dtype)
     estimate = np.full(observed.shape, 0.5, dtype)
