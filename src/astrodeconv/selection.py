@@ -254,8 +254,9 @@ def _wiener_residual_function(observed: np.ndarray, psf: np.ndarray, border: int
 def select_auto(method: str, observed: np.ndarray, psf: np.ndarray, sigma: float | None = None) -> dict[str, Any]:
     """Choose the parameter without ground truth, by the discrepancy principle.
 
-    The target residual per pixel is ``TAU[method] * sigma^2`` (``TAU`` = 1 for RL and TV,
-    0.98 for Wiener, see below;    method: the residual of the true image is the noise, of mean square ``sigma^2``).
+    The target residual per pixel is ``TAU[method] * sigma^2``: the residual of the true
+    image is the noise, of mean square ``sigma^2`` (``TAU`` = 1 for RL and TV, 0.98 for
+    Wiener, see below).
 
     ``wiener``
         The residual (:func:`wiener_residuals`, over the pixels at least half a PSF from
