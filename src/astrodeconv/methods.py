@@ -138,9 +138,4 @@ def restore(observed: np.ndarray, psf: np.ndarray, method: str = "wiener", **par
 
 def _load_builtin_methods() -> None:
     """Import the modules that register the built-in methods (once)."""
-    from . import classical  # noqa: F401
-
-    try:
-        from . import networks  # noqa: F401
-    except ImportError:  # the networks module is optional until it exists
-        pass
+    from . import classical, networks  # noqa: F401  (torch is imported only when a network runs)
