@@ -87,6 +87,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="network: model folder or paper .h5 file (default: the shipped model)")
     p.add_argument("--tile", type=int, help="network: predict by tiles of this side, pixels")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
+    p.add_argument("--stream", action="store_true", help="network: read and write the FITS by tiles from disk "
+                   "(automatic above 4096^2 pixels); memory is set by --tile, not by the image")
+    p.add_argument("--dask", type=int, metavar="N", help="network: run on a local Dask cluster of N worker processes")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="network: run on an existing Dask cluster (tcp://host:8786)")
     p.add_argument("--hdu", help="HDU index or name (default: first with image data)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_cmd_deconvolve)
@@ -178,6 +182,8 @@ def _cmd_deconvolve(args: argparse.Namespace) -> int:
 
     method = methods.get(args.method)
     _check_output(args.output, args.overwrite)
+    if args.stream or args.dask is not None or args.scheduler or _larger_than_memory(args):
+        return _deconvolve_streamed(args, method)
     observed, header = io.read_image(args.observed, hdu=_hdu(args.hdu))
     _check_pixels(observed, args.observed)
     spec = args.psf or header.get("ADPSF")
@@ -196,7 +202,7 @@ def _cmd_deconvolve(args: argparse.Namespace) -> int:
 
     # Work in units where the image's maximum is ~1, as the methods and networks expect; undo
     # after. An observation written by `simulate` (ADSCALE card) already is in those units.
-    scale = 1.0 if "ADSCALE" in header else float(np.nanmax(observed))
+    scale = 1.0 if "ADSCALE" in header else float(np.max(observed[np.isfinite(observed)]))  # finite maximum
     if not scale > 0:
         raise InputError(f"{args.observed}: the maximum pixel value is {scale}; expected a positive maximum")
     y = observed / scale
@@ -225,6 +231,55 @@ def _cmd_deconvolve(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
     )
     print(f"{args.method} ({_format_params(shown)}) in {elapsed:.2f} s -> {args.output}")
+    return 0
+
+
+def _larger_than_memory(args: argparse.Namespace) -> bool:
+    """True when the input holds more than ``stream.STREAM_PIXELS`` pixels (header only)."""
+    from . import stream
+
+    try:
+        height, width = stream.image_shape(args.observed, _hdu(args.hdu))
+    except InputError:
+        return False  # the in-memory reader reports the problem
+    return height * width > stream.STREAM_PIXELS
+
+
+def _deconvolve_streamed(args: argparse.Namespace, method: Any) -> int:
+    """Restore by tiles from disk (``--stream``, large images) or on Dask (``--dask``, ``--scheduler``)."""
+    from . import methods, networks, psf, stream
+
+    with stream.open_source(args.observed, _hdu(args.hdu), allow_gzip=True) as src:
+        (height, width), header = src.shape, src.header
+    if "model" not in method.defaults:
+        raise InputError(
+            f"{args.observed} is {height} x {width} px ({height * width / 1e6:.0f} Mpx) and {args.method!r} is a global "
+            "(FFT) method that needs the whole image in memory, so it cannot run by tiles; use a network method "
+            "(--method cnn3) or crop the image"
+        )
+    spec = args.psf or header.get("ADPSF")
+    if not spec:
+        raise InputError(f"{args.observed} has no ADPSF card: give the PSF with --psf ({PSF_HELP})")
+    params = {"model": args.model, "tile": args.tile, "device": args.device, **_parse_params(args.param)}
+    params = methods.check_params(method, params)
+    network, trained_for = networks.load_network(args.method, params["model"])
+    networks._check_psf(psf.parse_spec(spec), trained_for, args.method)
+    tile = int(params["tile"] or 1024)
+    shown = {k: v for k, v in params.items() if v is not None}
+    options = dict(hdu=_hdu(args.hdu), scale=1.0 if "ADSCALE" in header else None, overwrite=args.overwrite,
+                   provenance={"method": args.method, "psf": spec, "params": shown, "ADSELECT": "none"},
+                   device=params["device"])
+    start = time.perf_counter()
+    if args.dask is not None or args.scheduler:
+        from . import parallel
+
+        with parallel.cluster_client(args.dask, args.scheduler) as client:
+            parallel.deconvolve_fits_dask(args.observed, args.output, network, client, chunk=tile, **options)
+        how = f"on Dask ({args.scheduler or f'{args.dask} local workers'}), {tile}-px chunks"
+    else:
+        stream.deconvolve_fits(args.observed, args.output, network, tile=tile, **options)
+        how = f"streamed by {tile}-px tiles"
+    print(f"{args.method} {how} in {time.perf_counter() - start:.2f} s -> {args.output}")
     return 0
 
 
