@@ -286,6 +286,7 @@ def train(
 
     from .. import __version__
     from ..psf import parse_spec
+    from .distributed import setup, weights_digest
     from .models import create_model, model_info
     from .patches import make_dataset
 
@@ -317,7 +318,10 @@ def train(
         raise InputError(f"out_dir {out} is not empty; choose a new folder, or pass resume=True to continue a run there")
     if resume and not ckpt_path.exists() and (out / WEIGHTS_FILE).exists() and (out / META_FILE).exists():
         return out  # already finished
-    out.mkdir(parents=True, exist_ok=True)
+    ctx = setup()  # under torchrun: DDP (see .distributed); rank 0 alone writes files
+    ctx.barrier()  # every rank has checked out_dir before rank 0 writes to it
+    if ctx.main:
+        out.mkdir(parents=True, exist_ok=True)
 
     arrays, records = load_images(images, image_names)
     psf = parse_spec(psf_spec)
@@ -334,6 +338,7 @@ def train(
         model = create_model(arch)
     model = model.to(memory_format=torch.channels_last)  # about 10 % faster on CPU
     opt = _make_optimizer(model, cfg)
+    net = ctx.wrap(model)  # DDP averages the gradients over the ranks
     gen = torch.Generator().manual_seed(cfg.seed)
     start_epoch, best_val, best_epoch, bad_epochs, stopped = 0, float("inf"), 0, 0, False
     best_state = {k: v.clone() for k, v in model.state_dict().items()}
@@ -357,14 +362,15 @@ def train(
         bad_epochs, stopped, history = ckpt["bad_epochs"], ckpt["stopped"], ckpt["history"]
         start_epoch, elapsed = ckpt["epoch"], ckpt.get("seconds", 0.0)
         initial_val = ckpt.get("initial_val")
-        _write_history(out / HISTORY_FILE, history)  # it may lag the checkpoint by one epoch after a kill
+        if ctx.main:
+            _write_history(out / HISTORY_FILE, history)  # it may lag the checkpoint by one epoch after a kill
     elif not resume and ckpt_path.exists():  # pragma: no cover - excluded by the emptiness check
         raise InputError(f"{ckpt_path} exists; pass resume=True")
 
     from tqdm.auto import tqdm
 
     n = xtr_t.shape[0]
-    steps = (n + cfg.batch - 1) // cfg.batch
+    steps = (n + cfg.batch - 1) // cfg.batch // ctx.world  # per rank; rank r takes batches r, r + world, ...
     with torch_threads(threads):
         if initial_val is None:
             initial_val = _evaluate(model, xva_t, yva_t)
@@ -377,12 +383,13 @@ def train(
             perm = torch.randperm(n, generator=gen)
             running, seen = 0.0, 0
             last_val = history[-1]["val_loss"] if history else float("nan")
-            bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+            bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (progress and ctx.main), leave=False)
             for s in range(steps):
-                idx = perm[s * cfg.batch : (s + 1) * cfg.batch]
+                b = s * ctx.world + ctx.rank
+                idx = perm[b * cfg.batch : (b + 1) * cfg.batch]
                 xb, yb = xtr_t[idx], ytr_t[idx]
                 opt.zero_grad(set_to_none=True)
-                loss = torch.nn.functional.mse_loss(model(xb), yb)
+                loss = torch.nn.functional.mse_loss(net(xb), yb)
                 loss.backward()
                 opt.step()
                 running += float(loss.detach()) * idx.numel()
@@ -403,7 +410,7 @@ def train(
             history.append(
                 {"epoch": epoch, "loss": running / max(seen, 1), "val_loss": val, "best": int(improved), "seconds": round(elapsed, 3)}
             )
-            if progress:
+            if progress and ctx.main:
                 tqdm.write(f"epoch {epoch}: loss {running / max(seen, 1):.4e}  val_loss {val:.4e}{'  *' if improved else ''}")
             state = {
                 "config": cfg.to_dict(),
@@ -421,10 +428,15 @@ def train(
                 "seconds": elapsed,
                 "initial_val": initial_val,
             }
-            atomic_torch_save(state, ckpt_path)
-            _write_history(out / HISTORY_FILE, history)
+            if ctx.main:
+                atomic_torch_save(state, ckpt_path)
+                _write_history(out / HISTORY_FILE, history)
 
     model.load_state_dict(best_state)
+    digests = ctx.gather(weights_digest(model))
+    if len(set(digests)) > 1:
+        ctx.close()
+        raise RuntimeError(f"distributed training ended with different weights on the ranks: {digests}")
     meta = {
         "astrodeconv_version": __version__,
         "training_images": records,
@@ -438,6 +450,11 @@ def train(
         "training": cfg.to_dict(),
         **(extra_meta or {}),
     }
-    save_model(model, out, cfg, meta)
-    ckpt_path.unlink(missing_ok=True)
+    if ctx.active:
+        meta["ddp"] = {"world_size": ctx.world, "backend": ctx.backend, "rank_weights_sha256": digests}
+    if ctx.main:
+        save_model(model, out, cfg, meta)
+        ckpt_path.unlink(missing_ok=True)
+    ctx.barrier()  # the model folder is complete before any rank returns
+    ctx.close()
     return out
