@@ -221,7 +221,6 @@ def deconvolve_fits_dask(
 
                 show(future)
             future.result()
-        out.data.flush()
     return Path(output_path)
 
 

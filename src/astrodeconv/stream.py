@@ -1,6 +1,6 @@
 """Restore FITS images larger than memory with a network, tile by tile (an I/O module).
 
-The input is memory-mapped (``fits.open(memmap=True)``) and read by sections: output tile
+The input is read by sections (``ImageHDU.section``, only the rows a tile needs): output tile
 ``[r, r + t) x [c, c + t)`` is computed from the input window widened by the network's
 margin ``m`` on every side and clipped to the image, restored with
 :func:`astrodeconv.nn.predict.deconvolve` (which pads the window's sides with the
@@ -11,14 +11,15 @@ equals whole-image prediction (to float32 rounding, 1e-5), tiles included.
 
 The output FITS is created up front in a temporary file beside the destination (header with
 its final ``NAXIS``, data block preallocated with ``posix_fallocate``, so a full disk fails at
-once with ``ENOSPC`` instead of a ``SIGBUS`` later), memory-mapped, filled tile by tile,
-flushed, ``fsync``-ed and renamed to the final name. An exception or Ctrl-C removes the
+once with ``ENOSPC`` instead of a ``SIGBUS`` later), filled tile by tile through a memory map
+opened, flushed and closed for each tile, ``fsync``-ed and renamed to the final name. An exception or Ctrl-C removes the
 temporary file; a killed process can leave a ``.NAME.*.tmp`` file beside the destination,
 never a truncated file under the final name.
 
 Peak memory is set by the tile: the input window (``(t + 2 m)^2`` float32), the network's
-activations (``cnn3``: about ``64 (t + 9)^2`` float32) and the pages of the two memory maps
-that the kernel keeps resident (clean pages, reclaimable).
+activations (``cnn3``: about ``64 (t + 9)^2`` float32) and one output tile. Neither file is
+kept mapped (a mapping that stays open keeps every page it touched in the resident set:
+a 1 GiB image then "uses" 2 GiB of RSS, page cache that is reclaimable but counted).
 
 Pixels follow the policy of :func:`astrodeconv.methods.restore`: non-finite pixels are filled
 with the median of the finite pixels and are NaN again in the output. The median is exact
@@ -26,8 +27,8 @@ without loading the image: a radix selection on the IEEE-754 bit patterns of the
 (four passes over the file, 16 bits each, histograms of 65,536 bins), run only when the image
 has non-finite pixels.
 
-Gzip-compressed inputs (``.fits.gz``) cannot be memory-mapped and are refused; decompress
-them first (``gunzip -k BIG.fits.gz``).
+Gzip-compressed inputs (``.fits.gz``) cannot be read by sections without decompressing them
+whole and are refused; decompress them first (``gunzip -k BIG.fits.gz``).
 """
 
 from __future__ import annotations
@@ -118,11 +119,11 @@ def open_source(path: str | Path, hdu: int | str | None = None, allow_gzip: bool
         gzipped = fh.read(2) == b"\x1f\x8b"
     if gzipped and not allow_gzip:
         raise InputError(
-            f"{path} is gzip-compressed and cannot be read by tiles (no memory map); "
+            f"{path} is gzip-compressed and cannot be read by tiles without decompressing it whole; "
             f"decompress it first (gunzip -k {path.name}) or restore it in memory"
         )
     try:
-        hdul = fits.open(path, memmap=True, lazy_load_hdus=True, do_not_scale_image_data=True)
+        hdul = fits.open(path, memmap=False, lazy_load_hdus=True, do_not_scale_image_data=True)
     except (OSError, ValueError, TypeError, EOFError) as exc:
         raise InputError(f"cannot read {path} as FITS: {exc}") from None
     try:
@@ -265,12 +266,11 @@ class FitsRegion:
 
 @dataclass
 class Output:
-    """An output FITS being written: ``data`` is its memory-mapped pixel block."""
+    """An output FITS being written (temporary name); write pixels through ``region``."""
 
     tmp: Path
     offset: int
     shape: tuple[int, int]
-    data: np.memmap
 
     @property
     def region(self) -> FitsRegion:
@@ -288,10 +288,10 @@ def create_output(
     """Create a float32 FITS image of ``shape`` up front; rename it to ``path`` on success.
 
     Keeps ``header`` (structural keywords fixed) and adds the provenance cards of
-    :func:`astrodeconv.io.write_image`. The context yields an :class:`Output` whose ``data``
-    (big-endian float32 memory map, zeros) the caller fills; on leaving the block without an
-    error the data are flushed, ``fsync``-ed and renamed to ``path``; on any exception (or
-    Ctrl-C) the temporary file is removed and nothing exists under ``path``.
+    :func:`astrodeconv.io.write_image`. The context yields an :class:`Output` whose pixels
+    (zeros) the caller writes through ``output.region[rows, cols] = values``; on leaving the
+    block without an error the file is ``fsync``-ed and renamed to ``path``; on any exception
+    (or Ctrl-C) the temporary file is removed and nothing exists under ``path``.
     """
     path = Path(path)
     if path.exists() and not overwrite:
@@ -310,7 +310,6 @@ def create_output(
     total = len(text) + -(-nbytes // 2880) * 2880
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
-    data = None
     try:
         try:
             if hasattr(os, "posix_fallocate"):
@@ -322,17 +321,11 @@ def create_output(
             raise InputError(f"cannot create {path} ({total / 2**30:.2f} GiB): {exc}") from None
         finally:
             os.close(fd)
-        data = np.memmap(tmp, dtype=">f4", mode="r+", offset=len(text), shape=(H, W))
-        yield Output(tmp, len(text), (H, W), data)
-        data.flush()
-        del data
-        data = None
+        yield Output(tmp, len(text), (H, W))
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     finally:
-        if data is not None:
-            del data
         tmp.unlink(missing_ok=True)
 
 
@@ -355,7 +348,7 @@ def deconvolve_fits(
     Parameters
     ----------
     input_path : str or Path
-        Uncompressed FITS image (memory-mapped, read by sections).
+        Uncompressed FITS image (read by sections).
     output_path : str or Path
         Destination FITS (float32); its folder must exist.
     model : torch.nn.Module
@@ -412,7 +405,7 @@ def deconvolve_fits(
                 y, bad = normalised(window, prep)
                 restored = deconvolve(y, model, tile=max(y.shape), device=device, boundary=boundary)
                 restored[bad] = np.nan
-                out.data[r : r + th, c : c + tw] = (restored * prep.scale)[i : i + th, j : j + tw]
+                out.region[r : r + th, c : c + tw] = (restored * prep.scale)[i : i + th, j : j + tw]
     return Path(output_path)
 
 
