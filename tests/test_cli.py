@@ -1,5 +1,6 @@
 """The command line, run in-process: results, provenance, and a clear exit 2 on bad input."""
 
+import os
 import re
 
 import numpy as np
@@ -175,3 +176,41 @@ def test_train_then_deconvolve_with_the_trained_model(tmp_path, clean_fits, caps
     assert fits.getheader(whole)["ADMETHOD"] == "cnn1"
     assert main(["deconvolve", str(obs), "-o", str(tmp_path / "x.fits"), "--method", "wiener", "--tile", "16"]) == 2
     assert "networks only" in capsys.readouterr().err
+
+
+def test_oracle_selection_uses_the_truth_in_the_observations_units(tmp_path, clean_fits):
+    obs = _simulate(clean_fits, tmp_path)
+    out = tmp_path / "oracle.fits"
+    assert main(["deconvolve", str(obs), "-o", str(out), "--method", "wiener", "--select", "oracle",
+                 "--truth", str(clean_fits)]) == 0
+    truth = fits.getdata(clean_fits).astype(float)
+    truth /= truth.max()
+    restored = fits.getdata(out).astype(float)
+    best = max(metrics.psnr(methods_restore(fits.getdata(obs).astype(float), b), truth, 1.0, border=32)
+               for b in np.logspace(-3, 5, 100))
+    assert metrics.psnr(restored, truth, 1.0, border=32) == pytest.approx(best, abs=0.01)
+
+
+def methods_restore(y, balance):
+    from astrodeconv import methods
+
+    return methods.restore(y, psf.gaussian(3.0), "wiener", balance=balance)
+
+
+def test_outputs_have_fresh_checksums_and_ordinary_permissions(tmp_path, clean_fits):
+    data = fits.getdata(clean_fits)
+    summed = tmp_path / "summed.fits"
+    fits.writeto(summed, data, fits.getheader(clean_fits), checksum=True)
+    obs = tmp_path / "obs.fits"
+    assert main(["simulate", str(summed), "-o", str(obs), "--psf", "gaussian:fwhm=3"]) == 0
+    header = fits.getheader(obs)
+    assert "CHECKSUM" not in header and "DATASUM" not in header
+    umask = os.umask(0)
+    os.umask(umask)
+    assert obs.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_noiseless_simulation_then_auto_selection_estimates_sigma(tmp_path, clean_fits):
+    obs = tmp_path / "obs.fits"
+    assert main(["simulate", str(clean_fits), "-o", str(obs), "--psf", "gaussian:fwhm=3", "--sigma", "0"]) == 0
+    assert main(["deconvolve", str(obs), "-o", str(tmp_path / "out.fits"), "--method", "wiener"]) == 0

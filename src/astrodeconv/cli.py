@@ -71,7 +71,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("deconvolve", help="restore an observation")
     p.add_argument("observed", type=Path)
     p.add_argument("-o", "--output", required=True, type=Path)
-    p.add_argument("--method", default="wiener", help="restoration method (see `astrodeconv deconvolve --list`)")
+    p.add_argument("--method", default="wiener", help="restoration method: wiener, rl, tv, cnn3, cnn1 (default wiener)")
     p.add_argument("--psf", help=PSF_HELP + " (default: the ADPSF card written by `simulate`)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="method parameter (repeatable)")
     p.add_argument(
@@ -147,7 +147,7 @@ def _cmd_psf(args: argparse.Namespace) -> int:
 
     options = {k: getattr(args, k) for k in ("fwhm", "beta", "size", "nr") if getattr(args, k) is not None}
     spec = args.model + (("," if ":" in args.model else ":") + ",".join(f"{k}={v}" for k, v in options.items()) if options else "")
-    _check_output(args.output, args.overwrite)
+    io.check_output(args.output, args.overwrite)
     kernel = psf.parse_spec(spec)
     width = psf.fwhm(kernel)
     io.write_image(args.output, kernel, provenance={"psf": spec, "ADFWHM": round(width, 4)}, overwrite=args.overwrite)
@@ -158,7 +158,7 @@ def _cmd_psf(args: argparse.Namespace) -> int:
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from . import forward, io, psf
 
-    _check_output(args.output, args.overwrite)
+    io.check_output(args.output, args.overwrite)
     clean, header = io.read_image(args.clean, hdu=_hdu(args.hdu))
     _check_pixels(clean, args.clean)
     kernel = psf.parse_spec(args.psf)
@@ -168,8 +168,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     x = np.where(bad, 0.0, x)
     y = forward.observe(x, kernel, sigma=args.sigma, rng=args.seed, boundary=args.boundary, gain=args.gain)
     y[bad] = np.nan
-    provenance = {"method": "simulate", "psf": args.psf, "ADSIGMA": args.sigma, "ADSEED": args.seed,
-                  "ADBOUND": args.boundary, "ADSCALE": record.scale}
+    provenance = {"method": "simulate", "psf": args.psf, "ADSEED": args.seed, "ADBOUND": args.boundary,
+                  "ADSCALE": record.scale}
+    if args.gain is None:  # with photon noise too, the total noise is not one sigma: let deconvolve estimate it
+        provenance["ADSIGMA"] = args.sigma
     if args.gain is not None:
         provenance["ADGAIN"] = args.gain
     io.write_image(args.output, y, header, provenance, overwrite=args.overwrite)
@@ -181,7 +183,7 @@ def _cmd_deconvolve(args: argparse.Namespace) -> int:
     from . import io, methods, psf, selection
 
     method = methods.get(args.method)
-    _check_output(args.output, args.overwrite)
+    io.check_output(args.output, args.overwrite)
     if args.stream or args.dask is not None or args.scheduler or _larger_than_memory(args):
         return _deconvolve_streamed(args, method)
     observed, header = io.read_image(args.observed, hdu=_hdu(args.hdu))
@@ -207,6 +209,8 @@ def _cmd_deconvolve(args: argparse.Namespace) -> int:
         raise InputError(f"{args.observed}: the maximum pixel value is {scale}; expected a positive maximum")
     y = observed / scale
     sigma = args.sigma if args.sigma is not None else header.get("ADSIGMA")
+    if args.sigma is None and not (isinstance(sigma, (int, float)) and sigma > 0):
+        sigma = None  # no usable card (e.g. a noiseless simulation): estimate it from the image
     if args.select != "none":
         truth = None
         if args.select == "oracle":
@@ -215,7 +219,8 @@ def _cmd_deconvolve(args: argparse.Namespace) -> int:
             truth_raw, _ = io.read_image(args.truth)
             if truth_raw.shape != observed.shape:
                 raise InputError(f"--truth has shape {truth_raw.shape}, the observation {observed.shape}")
-            truth = _normalise_like(truth_raw)
+            # The truth in the observation's units: simulate divided both by ADSCALE.
+            truth = np.nan_to_num(truth_raw / float(header.get("ADSCALE", scale)))
         filled = np.where(np.isfinite(y), y, np.nanmedian(y))
         chosen = selection.select(args.method, filled, kernel, args.select, truth=truth, sigma=sigma)
         params = {**chosen, **params}
@@ -227,7 +232,7 @@ def _cmd_deconvolve(args: argparse.Namespace) -> int:
         args.output,
         estimate * scale,
         header,
-        {"method": args.method, "psf": spec, "params": shown, "ADSELECT": args.select, "ADSCALE": scale},
+        {"method": args.method, "psf": spec, "params": shown, "ADSELECT": args.select},
         overwrite=args.overwrite,
     )
     print(f"{args.method} ({_format_params(shown)}) in {elapsed:.2f} s -> {args.output}")
@@ -356,7 +361,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     truth = _centre_crop(data.hubble_deep_field(), args.size)
     kernel = psf.airy_paper()
     observed = forward.observe(truth, kernel, sigma=0.01, rng=args.seed)
-    names = ["none"] + [m for m in methods.available() if _runnable(m)]
+    names = ["none"] + methods.available()
     print(f"Hubble Deep Field, centred {truth.shape[0]} x {truth.shape[1]} crop; PSF airy-paper "
           f"(FWHM {psf.fwhm(kernel):.2f} px); Gaussian noise sigma 0.01; parameters chosen without the truth (auto)")
     rows, estimates = evaluate(truth, observed, kernel, names, selection="auto", sigma=0.01, progress=True)
@@ -374,28 +379,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 # -- helpers -----------------------------------------------------------------------------
 
 
-def _runnable(method: str) -> bool:
-    """A method the demo can run: classical ones always, networks when their model is shipped."""
-    from . import methods
-
-    check = getattr(methods.get(method).func, "available", None)
-    return check() if callable(check) else True
-
-
 def _centre_crop(image: np.ndarray, size: int) -> np.ndarray:
     if size < 64:
         raise InputError(f"--size must be at least 64 pixels (the PSF's side), got {size}")
     r0 = max((image.shape[0] - size) // 2, 0)
     c0 = max((image.shape[1] - size) // 2, 0)
     return image[r0 : r0 + size, c0 : c0 + size]
-
-
-def _check_output(path: Path, overwrite: bool) -> None:
-    """Refuse before any work an output that exists (without --overwrite) or whose folder is missing."""
-    if path.exists() and not overwrite:
-        raise InputError(f"{path} already exists; choose another name or pass --overwrite")
-    if not path.parent.resolve().is_dir():
-        raise InputError(f"cannot write {path}: folder {path.parent} does not exist")
 
 
 def _check_pixels(image: np.ndarray, path: Path) -> None:
@@ -413,12 +402,6 @@ def _check_psf_fits(kernel: np.ndarray, image: np.ndarray, spec: str) -> None:
             f"PSF {spec!r} is {kernel.shape[0]} x {kernel.shape[1]} px, larger than the image "
             f"{image.shape[0]} x {image.shape[1]}; give a smaller PSF (e.g. add size=N to the spec)"
         )
-
-
-def _normalise_like(image: np.ndarray) -> np.ndarray:
-    from .forward import normalise
-
-    return np.nan_to_num(normalise(np.where(np.isfinite(image), image, np.nan))[0])
 
 
 def _hdu(value: str | None) -> int | str | None:

@@ -125,15 +125,11 @@ def write_image(
     -------
     path : Path
     """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise InputError(f"{path} already exists; choose another name or pass --overwrite")
-    if not path.parent.is_dir():
-        raise InputError(f"cannot write {path}: folder {path.parent} does not exist")
+    path = check_output(path, overwrite)
     hdu = fits.PrimaryHDU(np.asarray(data, dtype=np.float32), header=_clean_header(header))
     for key, value in _provenance_cards(provenance or {}).items():
         hdu.header[key] = value
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temporary_beside(path)
     os.close(fd)
     try:
         hdu.writeto(tmp, overwrite=True, output_verify="silentfix")
@@ -144,11 +140,37 @@ def write_image(
     return path
 
 
+def check_output(path: str | Path, overwrite: bool) -> Path:
+    """Refuse an output that exists (unless ``overwrite``) or whose folder is missing or read-only."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise InputError(f"{path} already exists; choose another name or pass --overwrite")
+    if not path.parent.is_dir():
+        raise InputError(f"cannot write {path}: folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK):
+        raise InputError(f"cannot write {path}: folder {path.parent} is not writable")
+    return path
+
+
+def temporary_beside(path: Path) -> tuple[int, str]:
+    """Open a temporary file in ``path``'s folder, with the permissions a plain ``open`` would give.
+
+    Returns the OS-level file descriptor and the temporary name; the caller renames it to
+    ``path`` with :func:`os.replace` once complete, or deletes it.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
+    return fd, tmp
+
+
 def _clean_header(header: fits.Header | None) -> fits.Header | None:
     if header is None:
         return None
     header = header.copy()
-    for key in ("BSCALE", "BZERO", "BLANK", "XTENSION", "PCOUNT", "GCOUNT", "EXTNAME"):
+    # Structural cards follow the new data; checksums of the input's pixels would be wrong.
+    for key in ("BSCALE", "BZERO", "BLANK", "XTENSION", "PCOUNT", "GCOUNT", "EXTNAME", "CHECKSUM", "DATASUM"):
         header.remove(key, ignore_missing=True, remove_all=True)
     return header
 

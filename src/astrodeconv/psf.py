@@ -4,8 +4,9 @@ Every PSF is a 2-D ``float64`` array that sums to 1, sampled at pixel centres on
 regular grid of 1-pixel spacing. Unless stated otherwise the grid has odd sides and
 the PSF's centre is the central pixel ``(size // 2, size // 2)``. Widths are in pixels.
 
-The convolution convention of :mod:`astrodeconv.forward` puts the PSF's origin at
-index ``shape // 2`` (that of ``scipy.signal.fftconvolve(..., mode="same")``).
+The convolution convention of :mod:`astrodeconv.forward` puts the origin of a PSF of
+side ``s`` at index ``(s - 1) // 2`` (that of ``scipy.signal.fftconvolve(..., mode="same")``):
+the central pixel for odd sides.
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ def airy_paper(size: int = 64, nr: float = 5.0) -> np.ndarray:
     -----
     With an even ``size`` the grid does not contain ``x = 0``: the pattern's centre lies
     at ``((size - 1) / 2, (size - 1) / 2)``, between four pixels. Convolved with the
-    ``shape // 2`` origin convention of :func:`astrodeconv.forward.blur`, the observation
-    is therefore shifted by half a pixel along each axis relative to the clean image.
+    ``(size - 1) // 2`` origin convention of :func:`astrodeconv.forward.blur`, the
+    observation is therefore shifted by half a pixel along each axis relative to the clean
+    image.
     Every method that is given the same PSF array models that shift, so the paper's
     comparison is unaffected; a user comparing with another tool should know it.
 
@@ -223,7 +225,6 @@ def fwhm(psf: np.ndarray) -> float:
     if psf.ndim != 2 or psf.size == 0:
         raise InputError(f"fwhm needs a 2-D PSF, got shape {psf.shape}")
     factor = 8
-    peak = np.unravel_index(np.argmax(psf), psf.shape)
     above = psf >= 0.25 * psf.max()
     # Crop to the core (pixels above a quarter of the peak) plus a margin.
     rows, cols = np.nonzero(above)
@@ -231,7 +232,6 @@ def fwhm(psf: np.ndarray) -> float:
     c0, c1 = max(cols.min() - 3, 0), min(cols.max() + 4, psf.shape[1])
     core = psf[r0:r1, c0:c1]
     fine = ndimage.zoom(core, factor, order=3, grid_mode=True, mode="grid-constant")
-    del peak
     area = np.count_nonzero(fine >= 0.5 * fine.max()) / factor**2
     return float(2 * np.sqrt(area / np.pi))
 
@@ -297,7 +297,7 @@ def _odd_size(radius: float) -> int:
 
 
 def _as_int(value: float, name: str) -> int:
-    if value != int(value):
+    if not np.isfinite(value) or value != int(value):
         raise InputError(f"{name} must be an integer, got {value}")
     return int(value)
 

@@ -34,7 +34,6 @@ whole and are refused; decompress them first (``gunzip -k BIG.fits.gz``).
 from __future__ import annotations
 
 import os
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +43,7 @@ import numpy as np
 from astropy.io import fits
 
 from .errors import InputError
-from .io import _clean_header, _provenance_cards
+from .io import _clean_header, _provenance_cards, check_output, temporary_beside
 
 __all__ = ["STREAM_PIXELS", "FitsRegion", "ImageSource", "create_output", "deconvolve_fits", "image_shape", "open_source"]
 
@@ -293,11 +292,7 @@ def create_output(
     block without an error the file is ``fsync``-ed and renamed to ``path``; on any exception
     (or Ctrl-C) the temporary file is removed and nothing exists under ``path``.
     """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise InputError(f"{path} already exists; choose another name or pass --overwrite")
-    if not path.parent.is_dir():
-        raise InputError(f"cannot write {path}: folder {path.parent} does not exist")
+    path = check_output(path, overwrite)
     H, W = (int(n) for n in shape)
     hdu = fits.PrimaryHDU(np.zeros((1, 1), dtype=np.float32), header=_clean_header(header))
     for key, value in _provenance_cards(provenance or {}).items():
@@ -308,7 +303,7 @@ def create_output(
     text = head.tostring().encode("ascii")
     nbytes = H * W * 4
     total = len(text) + -(-nbytes // 2880) * 2880
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = temporary_beside(path)
     tmp = Path(tmp_name)
     try:
         try:
@@ -403,7 +398,7 @@ def deconvolve_fits(
                 th, tw = min(tile, H), min(tile, W)
                 window, (i, j) = read_window(src, r, c, th, tw, margin)
                 y, bad = normalised(window, prep)
-                restored = deconvolve(y, model, tile=max(y.shape), device=device, boundary=boundary)
+                restored = deconvolve(y, model, tile=None, device=device, boundary=boundary)  # sub-tiles <= 1024: memory
                 restored[bad] = np.nan
                 out.region[r : r + th, c : c + tw] = (restored * prep.scale)[i : i + th, j : j + tw]
     return Path(output_path)

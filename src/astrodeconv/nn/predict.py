@@ -114,8 +114,9 @@ def deconvolve(
         ``(B, 1, h, w)`` to ``(B, 1, h - 2 margin, w - 2 margin)``.
     tile : int, optional
         Output tile side in pixels. ``None`` (default): the whole image in one pass when
-        both sides are at most :data:`DEFAULT_TILE`, else tiles of that side. A tile at
-        least as large as the image is one pass over the whole image.
+        both sides are at most :data:`DEFAULT_TILE`, else the fewest equal tiles of at most
+        that side along each axis. A tile at least as large as the image is one pass over
+        the whole image.
     device : {"cpu", "cuda", "auto"}
         Where to compute; the model is moved there (in place, as ``Module.to`` does, and
         to the channels-last memory format on CPU).
@@ -166,7 +167,8 @@ def deconvolve(
         raise InputError(f"batch_tiles must be a positive integer or None, got {batch_tiles!r}")
     H, W = image.shape
     if tile is None:
-        th, tw = (H, W) if max(H, W) <= DEFAULT_TILE else (min(DEFAULT_TILE, H), min(DEFAULT_TILE, W))
+        # Balanced tiles of at most DEFAULT_TILE (1042 px -> two of 521, not 1024 + a 1024 moved back).
+        th, tw = (-(-n // -(-n // DEFAULT_TILE)) for n in (H, W))
     else:
         if isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile < 1:
             raise InputError(f"tile must be a positive integer number of pixels or None, got {tile!r}")
