@@ -211,7 +211,8 @@ def _cmd_deconvolve(args: argparse.Namespace) -> int:
     sigma = args.sigma if args.sigma is not None else header.get("ADSIGMA")
     if args.sigma is None and not (isinstance(sigma, (int, float)) and sigma > 0):
         sigma = None  # no usable card (e.g. a noiseless simulation): estimate it from the image
-    if args.select != "none":
+    tuned = selection.SELECTED.get(args.method)
+    if args.select != "none" and tuned is not None and tuned not in params:
         truth = None
         if args.select == "oracle":
             if args.truth is None:
