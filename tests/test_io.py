@@ -80,3 +80,9 @@ def test_bad_files_give_clear_errors(tmp_path, make, message):
     make(path)
     with pytest.raises(InputError, match=message):
         io.read_image(path)
+
+
+def test_unwritable_folder_is_refused_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(InputError, match="not writable"):
+        io.write_image(tmp_path / "out.fits", np.ones((4, 4)))
