@@ -45,16 +45,23 @@ def comparison_figure(
         ax.set_title(title, fontsize=9)
     for ax in axes.ravel():
         ax.set_axis_off()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, dpi=110)
 
 
 def _centre(image: np.ndarray, size: int) -> np.ndarray:
     r0 = max((image.shape[0] - size) // 2, 0)
     c0 = max((image.shape[1] - size) // 2, 0)
     return image[r0 : r0 + size, c0 : c0 + size]
+
+
+def _save(fig, path: str | Path, dpi: int) -> Path:
+    """Lay out, write ``fig`` as PNG and free it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return Path(path)
 
 
 def _pyplot():
@@ -78,10 +85,7 @@ def dataset_figure(images: dict[str, np.ndarray], path: str | Path) -> Path:
         ax.set_title(f"{name} ({img.shape[0]} x {img.shape[1]})", fontsize=9)
     for ax in axes.ravel():
         ax.set_axis_off()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, dpi=100)
 
 
 def feature_maps_figure(model, image: np.ndarray, path: str | Path, count: int = 6, size: int = 200) -> Path:
@@ -109,10 +113,7 @@ def feature_maps_figure(model, image: np.ndarray, path: str | Path, count: int =
             ax.imshow(fmap, cmap="gray", interpolation="nearest")
             ax.set_title(f"{layer} #{index}", fontsize=8)
             ax.set_axis_off()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, dpi=100)
 
 
 def training_curves_figure(histories: dict[str, list[dict]], path: str | Path) -> Path:
@@ -128,10 +129,7 @@ def training_curves_figure(histories: dict[str, list[dict]], path: str | Path) -
     ax.set_xlabel("epoch")
     ax.set_ylabel("MSE (dashed: training, solid: validation)")
     ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, dpi=100)
 
 
 def scaling_figure(sizes: dict[str, list[tuple[int, float]]], slopes: dict[str, float], path: str | Path) -> Path:
@@ -145,7 +143,4 @@ def scaling_figure(sizes: dict[str, list[tuple[int, float]]], slopes: dict[str, 
     ax.set_ylabel("seconds")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, dpi=100)
