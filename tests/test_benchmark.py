@@ -53,7 +53,7 @@ def test_results_roundtrip_table_and_margins(tmp_path):
     assert benchmark.margins(back) == {"m81_dss1": pytest.approx(1.5), "m101_dss1": pytest.approx(1.5)}
 
 
-def test_quick_benchmark_on_real_images(tmp_path, shared_dir):
+def test_quick_benchmark_on_real_images(tmp_path, shared_dir, capsys):
     """Two images, tiny crops, one fold model: every output is written and cnn rows present."""
     from astrodeconv.nn.training import train
 
@@ -82,3 +82,22 @@ def test_quick_benchmark_on_real_images(tmp_path, shared_dir):
         assert by[(image, "wiener", "oracle")] >= by[(image, "wiener", "auto")] - 1e-9
     for name in ("table1.md", "dataset.png", "comparison.png", "training_curves.png"):
         assert (out / name).stat().st_size > 0
+
+    # a fold trained later: only its image is computed again, the other rows are kept as they were
+    benchmark.train_folds(protocol, data_dir, folds, images=["m51_dss1red"], progress=False)
+    assert main(["benchmark", "--protocol", str(protocol_path), "--data-dir", str(data_dir), "--folds", str(folds),
+                 "--image", "m51_dss1red", "-o", str(out)]) == 0
+    merged = benchmark.read_results(out / "results.csv")
+    assert [r for r in merged if r["image"] == "m101_dss1"] == [r for r in rows if r["image"] == "m101_dss1"]
+    assert ("m51_dss1red", "cnn1", "-") in {(r["image"], r["method"], r["selection"]) for r in merged}
+    assert [r["image"] for r in merged] == sorted((r["image"] for r in merged), key=protocol.images.index)
+    assert "| m51_dss1red |" in (out / "table1.md").read_text() and "| m101_dss1 |" in (out / "table1.md").read_text()
+    capsys.readouterr()
+    assert main(["benchmark", "--protocol", str(protocol_path), "--data-dir", str(data_dir), "--folds", str(folds),
+                 "--image", "m1", "-o", str(tmp_path / "other")]) == 2
+    assert "images ['m1'] are not in protocol 'tiny'" in capsys.readouterr().err
+    (out / "table1.md").write_text("# another protocol\n")
+    assert main(["benchmark", "--protocol", str(protocol_path), "--data-dir", str(data_dir), "--folds", str(folds),
+                 "--image", "m51_dss1red", "-o", str(out)]) == 2
+    assert "results of another protocol (# another protocol)" in capsys.readouterr().err
+    assert len(benchmark.read_results(out / "results.csv")) == len(merged)

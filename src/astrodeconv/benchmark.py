@@ -180,11 +180,12 @@ def run(
     paper_dir: Path | None = None,
     progress: bool = True,
     keep: str | None = None,
+    images: list[str] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
-    """Compute every row of the protocol.
+    """Compute every row of the protocol (only those of ``images`` when given).
 
-    Returns the tidy rows, and for image ``keep`` (default: the first image) its truth,
-    observation and the estimates by row label (for the visual-comparison figure).
+    Returns the tidy rows, and for image ``keep`` (default: the protocol's first image) its
+    truth, observation and the estimates by row label (for the visual-comparison figure).
     """
     from tqdm.auto import tqdm
 
@@ -195,7 +196,10 @@ def run(
     keep = keep or protocol.images[0]
     rows: list[dict[str, Any]] = []
     kept: dict[str, np.ndarray] = {}
-    plans = [(k, entry) for k, image in enumerate(protocol.images)
+    unknown = sorted(set(images or ()) - set(protocol.images))
+    if unknown:
+        raise InputError(f"images {unknown} are not in protocol {protocol.name!r}; expected some of {protocol.images}")
+    plans = [(k, entry) for k, image in enumerate(protocol.images) if not images or image in images
              for entry in method_plan(protocol, image, folds, paper_dir)]
     bar = tqdm(plans, desc="benchmark", disable=not progress, unit="run")
     case = None
@@ -231,6 +235,14 @@ def read_results(path: Path) -> list[dict[str, Any]]:
     with open(path, newline="") as handle:
         return [{**r, "params": json.loads(r["params"]), "psnr_db": float(r["psnr_db"]), "ssim": float(r["ssim"]),
                  "time_s": float(r["time_s"])} for r in csv.DictReader(handle)]
+
+
+def merge_results(previous: list[dict[str, Any]], rows: list[dict[str, Any]], protocol: Protocol) -> list[dict[str, Any]]:
+    """``previous`` rows with those of the images in ``rows`` replaced, in protocol order."""
+    fresh = {row["image"] for row in rows}
+    merged = [row for row in previous if row["image"] not in fresh] + rows
+    order = {name: k for k, name in enumerate(protocol.images)}
+    return sorted(merged, key=lambda row: order.get(row["image"], len(order)))  # stable: row order kept
 
 
 def read_paper_table(path: Path) -> dict[tuple[str, str], float]:

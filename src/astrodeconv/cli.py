@@ -121,7 +121,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retrain", action="store_true", help="train every fold model again")
     p.add_argument("--only-train", action="store_true", help="train the fold models, then stop")
     p.add_argument("--arch", nargs="+", help="with --train: only these architectures")
-    p.add_argument("--image", nargs="+", help="with --train: only the folds holding out these images")
+    p.add_argument("--image", nargs="+", help="only these images: with --train, the folds holding them out; "
+                   "otherwise their rows are computed again and merged into the existing results.csv")
     p.add_argument("-o", "--output", type=Path, default=Path("docs/results"))
     p.set_defaults(func=_cmd_benchmark)
 
@@ -331,7 +332,15 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         protocol = protocol.quick_version()
     shared = data.shared_dir()
     paper_dir = shared / "reference" if shared and (shared / "reference").is_dir() else None
-    rows, kept = benchmark.run(protocol, data_dir, args.folds, paper_dir=paper_dir)
+    previous = []
+    if args.image and (args.output / "results.csv").is_file():
+        title = (args.output / "table1.md").read_text().splitlines()[:1] if (args.output / "table1.md").is_file() else []
+        if title != [f"# {protocol.description}"]:
+            raise InputError(f"{args.output} holds the results of another protocol ({title[0] if title else 'unknown'}); "
+                             f"expected {protocol.description!r}: choose another --output")
+        previous = benchmark.read_results(args.output / "results.csv")
+    rows, kept = benchmark.run(protocol, data_dir, args.folds, paper_dir=paper_dir, images=args.image)
+    rows = benchmark.merge_results(previous, rows, protocol)
     written = benchmark.write_report(rows, kept, protocol, args.output, data_dir, args.folds, paper_dir)
     print((args.output / "table1.md").read_text())
     print("wrote " + ", ".join(str(p) for p in written))
