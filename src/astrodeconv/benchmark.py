@@ -245,6 +245,20 @@ def merge_results(previous: list[dict[str, Any]], rows: list[dict[str, Any]], pr
     return sorted(merged, key=lambda row: order.get(row["image"], len(order)))  # stable: row order kept
 
 
+def write_feature_correlations(model: Any, observed: np.ndarray, truth: np.ndarray, path: Path) -> Path:
+    """CSV of every layer-1 and layer-2 map's correlation with point sources and extended emission."""
+    from .nn.features import component_correlations, feature_maps
+
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["layer", "map", "variance", "point", "extended"])
+        writer.writeheader()
+        for layer, (maps, offset) in enumerate(feature_maps(model, observed), 1):
+            for row in component_correlations(maps, offset, truth):
+                writer.writerow({"layer": layer, "map": row["map"], "variance": f"{row['variance']:.3e}",
+                                 "point": f"{row['point']:.3f}", "extended": f"{row['extended']:.3f}"})
+    return path
+
+
 def read_paper_table(path: Path) -> dict[tuple[str, str], float]:
     """The paper's published PSNR: ``(paper image, our method label) -> dB``."""
     ours = {v: k for k, v in PAPER_METHODS.items()}
@@ -339,11 +353,13 @@ def write_report(
         written.append(plots.comparison_figure(titled, out_dir / "comparison.png", psf=parse_spec(protocol.psf),
                                                zoom=min(256, kept["truth"].shape[0])))
     cnn3_fold = fold_dir(folds, "cnn3", protocol.images[0])
-    if fold_is_trained(cnn3_fold) and "observed" in kept:
+    if fold_is_trained(cnn3_fold):
         from .nn.store import load_model
 
         model = load_model(cnn3_fold)[0]
-        written.append(plots.feature_maps_figure(model, kept["observed"], out_dir / "feature_maps.png"))
+        case = observe_case(protocol, 0, data_dir)
+        written.append(plots.feature_maps_figure(model, case.observed, out_dir / "feature_maps.png", truth=case.truth))
+        written.append(write_feature_correlations(model, case.observed, case.truth, out_dir / "feature_maps.csv"))
     histories = {}
     for arch in protocol.networks:
         for image in protocol.images:

@@ -88,30 +88,40 @@ def dataset_figure(images: dict[str, np.ndarray], path: str | Path) -> Path:
     return _save(fig, path, dpi=100)
 
 
-def feature_maps_figure(model, image: np.ndarray, path: str | Path, count: int = 6, size: int = 200) -> Path:
+def feature_maps_figure(
+    model, image: np.ndarray, path: str | Path, truth: np.ndarray | None = None, count: int = 6, size: int = 200
+) -> Path:
     """Feature maps of layers 1 and 2 of a ``cnn3`` (the paper's Fig. 4).
 
-    The ``count`` maps with the largest variance of each layer (after its ReLU), on the
-    central ``size x size`` pixels of ``image`` (an observation, max ~1).
+    On the central ``size x size`` pixels of ``image`` (an observation, max ~1). Without
+    ``truth``: the ``count`` maps with the largest variance of each layer. With the clean
+    image: per layer, the maps most correlated with its extended part and with its point
+    sources (half each), titled with both correlations
+    (:func:`astrodeconv.nn.features.component_correlations`, computed on the whole image).
     """
-    import torch
+    from .nn.features import component_correlations, feature_maps
 
     plt = _pyplot()
-    crop = _centre(image, size + 2 * 9)
-    x = torch.as_tensor(np.ascontiguousarray(crop), dtype=torch.float32)[None, None]
-    layers = list(model.children())
-    with torch.inference_mode():
-        first = layers[1](layers[0](x))
-        second = layers[3](layers[2](first))
-    maps = []
-    for feats in (first[0].numpy(), second[0].numpy()):
-        order = np.argsort(feats.reshape(len(feats), -1).var(axis=1))[::-1][:count]
-        maps.append([(int(i), feats[i]) for i in order])
-    fig, axes = plt.subplots(2, count, figsize=(2.2 * count, 4.8), squeeze=False)
-    for r, (layer, row) in enumerate(zip(("layer 1", "layer 2"), maps)):
-        for ax, (index, fmap) in zip(axes[r], row):
-            ax.imshow(fmap, cmap="gray", interpolation="nearest")
-            ax.set_title(f"{layer} #{index}", fontsize=8)
+    rows = []
+    for maps, offset in feature_maps(model, image):
+        if truth is None:
+            order = np.argsort(maps.reshape(len(maps), -1).var(axis=1))[::-1][:count]
+            titles = {int(i): "" for i in order}
+        else:
+            scores = [r for r in component_correlations(maps, offset, truth) if np.isfinite(r["point"])]
+            chosen = sorted(scores, key=lambda r: -r["extended"])[: count - count // 2]
+            chosen += sorted((r for r in scores if r not in chosen), key=lambda r: -r["point"])[: count // 2]
+            titles = {r["map"]: f"\npoint {r['point']:+.2f}, extended {r['extended']:+.2f}" for r in chosen}
+        top = (maps.shape[1] - size) // 2
+        left = (maps.shape[2] - size) // 2
+        rows.append([(i, maps[i, max(top, 0):top + size, max(left, 0):left + size], t) for i, t in titles.items()])
+    fig, axes = plt.subplots(2, count, figsize=(2.2 * count, 5.2), squeeze=False)
+    for r, (layer, row) in enumerate(zip(("layer 1", "layer 2"), rows)):
+        for ax, (index, fmap, title) in zip(axes[r], row):
+            low, high = np.percentile(fmap, [0.5, 99.8])  # sparse maps stay visible
+            ax.imshow(fmap, cmap="gray", interpolation="nearest", vmin=low, vmax=max(high, low + 1e-12))
+            ax.set_title(f"{layer} #{index}{title}", fontsize=7)
+        for ax in axes[r]:
             ax.set_axis_off()
     return _save(fig, path, dpi=100)
 
