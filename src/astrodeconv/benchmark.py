@@ -55,6 +55,7 @@ class Protocol:
     paper_weights: dict[str, str] = field(default_factory=dict)
     paper_rows: dict[str, str] = field(default_factory=dict)
     quick: dict[str, Any] = field(default_factory=dict)
+    psf_given: dict[str, str] = field(default_factory=dict)
 
     def quick_version(self) -> "Protocol":
         """The reduced protocol of ``--quick`` (smaller crops, same images and models)."""
@@ -217,10 +218,10 @@ def run(
     return rows, kept
 
 
-def write_results(rows: list[dict[str, Any]], path: Path) -> Path:
+def write_results(rows: list[dict[str, Any]], path: Path, fieldnames: tuple[str, ...] = RESULT_FIELDS) -> Path:
     """Write tidy rows as CSV (``params`` as JSON, model paths by folder name)."""
     with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=RESULT_FIELDS)
+        writer = csv.DictWriter(handle, fieldnames=fieldnames)
         writer.writeheader()
         for row in rows:
             params = {k: (Path(v).name if k == "model" else v) for k, v in row["params"].items() if v is not None}
@@ -231,7 +232,7 @@ def write_results(rows: list[dict[str, Any]], path: Path) -> Path:
 
 
 def read_results(path: Path) -> list[dict[str, Any]]:
-    """Read rows written by :func:`write_results`."""
+    """Read rows written by :func:`write_results` (any columns; the scores as floats)."""
     with open(path, newline="") as handle:
         return [{**r, "params": json.loads(r["params"]), "psnr_db": float(r["psnr_db"]), "ssim": float(r["ssim"]),
                  "time_s": float(r["time_s"])} for r in csv.DictReader(handle)]

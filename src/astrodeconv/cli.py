@@ -113,7 +113,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("benchmark", help="reproduce the paper's comparison (Table I) on real images")
-    p.add_argument("--protocol", default="table1", help="protocol name or .toml file (table1)")
+    p.add_argument("--protocol", default="table1", help="protocol name or .toml file (table1, psf-mismatch)")
     p.add_argument("--quick", action="store_true", help="reduced version: small crops, committed fold models")
     p.add_argument("--data-dir", type=Path, help="folder of the sky images (default ../shared/data/sky)")
     p.add_argument("--folds", type=Path, default=Path("benchmarks/folds"), help="leave-one-out model folders")
@@ -324,6 +324,8 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     missing = [name for name in protocol.images if not (data_dir / f"{name}.fits.gz").is_file()]
     if missing:
         raise InputError(f"{data_dir} lacks the protocol's images {missing}; point --data-dir to them")
+    if protocol.psf_given:
+        return _psf_mismatch(protocol, data_dir, args)
     if args.train or args.retrain or args.only_train:
         benchmark.train_folds(protocol, data_dir, args.folds, archs=args.arch, images=args.image, retrain=args.retrain)
         if args.only_train:
@@ -343,6 +345,21 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     rows = benchmark.merge_results(previous, rows, protocol)
     written = benchmark.write_report(rows, kept, protocol, args.output, data_dir, args.folds, paper_dir)
     print((args.output / "table1.md").read_text())
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def _psf_mismatch(protocol, data_dir: Path, args: argparse.Namespace) -> int:
+    from . import mismatch
+
+    if args.train or args.retrain or args.only_train or args.image:
+        raise InputError(f"protocol {protocol.name!r} uses the table1 folds as they are: train them with "
+                         "'astrodeconv benchmark --protocol table1 --only-train', and run every image (no --image)")
+    if args.quick:
+        protocol = protocol.quick_version()
+    rows = mismatch.run(protocol, data_dir, args.folds)
+    written = mismatch.write_report(rows, protocol, args.output)
+    print((args.output / "psf_mismatch.md").read_text())
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
 

@@ -142,6 +142,21 @@ def training_curves_figure(histories: dict[str, list[dict]], path: str | Path) -
     return _save(fig, path, dpi=100)
 
 
+def mismatch_figure(summary: dict[str, dict[str, float]], labels: list[str], path: str | Path) -> Path:
+    """Mean PSNR of each method (one line) against the PSF it was given (x axis)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for name, by in summary.items():
+        x = [i for i, label in enumerate(labels) if label in by]
+        ax.plot(x, [by[labels[i]] for i in x], "--" if "(auto)" in name else "-", marker="o", ms=4, label=name)
+    ax.set_xticks(range(len(labels)), labels, rotation=20, fontsize=8)
+    ax.set_xlabel("PSF given to the method")
+    ax.set_ylabel("mean PSNR (dB)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    return _save(fig, path, dpi=100)
+
+
 def scaling_figure(sizes: dict[str, list[tuple[int, float]]], slopes: dict[str, float], path: str | Path) -> Path:
     """Log-log plot of prediction time against the number of pixels, one line per method."""
     plt = _pyplot()

@@ -1,0 +1,108 @@
+"""How much does each method lose when the PSF it is given is wrong?
+
+The observation is simulated with the protocol's PSF (the truth); each classical method is
+then given, in turn, every PSF of the protocol's ``psf_given`` table (e.g. the exact PSF, an
+Airy 20 % too narrow or too wide, a Gaussian or Moffat of the same FWHM) and scored against
+the clean image. Networks without a PSF input (``cnn3``, trained for one PSF) are scored
+once, on the same observations, under the label ``built in``.
+
+Rows are tidy: ``image, psf_given, method, selection, params, psnr_db, ssim, time_s``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .benchmark import Protocol, fold_dir, fold_is_trained, observe_case, write_results
+from .errors import InputError
+
+MISMATCH_FIELDS = ("image", "psf_given", "method", "selection", "params", "psnr_db", "ssim", "time_s")
+BUILT_IN = "built in"
+
+
+def run(protocol: Protocol, data_dir: Path, folds: Path, progress: bool = True) -> list[dict[str, Any]]:
+    """Every image x PSF given x method x selection of a mismatch protocol."""
+    from tqdm.auto import tqdm
+
+    from .evaluation import run_method
+    from .psf import parse_spec
+
+    if not protocol.psf_given:
+        raise InputError(f"protocol {protocol.name!r} has no psf_given table: not a PSF-mismatch protocol")
+    given = {label: parse_spec(spec) for label, spec in protocol.psf_given.items()}
+    plan: list[tuple[int, str, str, str, dict[str, Any]]] = []
+    for k, image in enumerate(protocol.images):
+        plan.append((k, BUILT_IN, "none", "none", {}))
+        plan += [(k, label, method, selection, {}) for label in given
+                 for method in protocol.classical for selection in protocol.selections]
+        for arch in protocol.networks:
+            folder = fold_dir(folds, arch, image)
+            if fold_is_trained(folder):
+                plan.append((k, BUILT_IN, arch, "none", {"model": str(folder)}))
+    rows: list[dict[str, Any]] = []
+    case = None
+    bar = tqdm(plan, desc="psf mismatch", disable=not progress, unit="run")
+    for k, label, method, selection, params in bar:
+        if case is None or case.name != protocol.images[k]:
+            case = observe_case(protocol, k, data_dir)
+        bar.set_postfix_str(f"{case.name} {method} {selection} psf={label}")
+        psf = given.get(label, parse_spec(protocol.psf))
+        row, _ = run_method(case.truth, case.observed, psf, method, selection, params,
+                            sigma=protocol.sigma, border=protocol.border)
+        rows.append({"image": case.name, "psf_given": label, **row})
+    return rows
+
+
+def summarise(rows: list[dict[str, Any]], labels: list[str]) -> dict[str, dict[str, float]]:
+    """Mean PSNR over the images: ``"method (selection)" -> {psf label -> dB}``.
+
+    Rows scored once (``built in``) fill every column. A mean is only given when every
+    image has a row.
+    """
+    images = list(dict.fromkeys(r["image"] for r in rows))
+    cells: dict[str, dict[str, list[float]]] = {}
+    for row in rows:
+        name = row["method"] if row["selection"] in ("-", "none") else f"{row['method']} ({row['selection']})"
+        for label in (labels if row["psf_given"] == BUILT_IN else [row["psf_given"]]):
+            cells.setdefault(name, {}).setdefault(label, []).append(row["psnr_db"])
+    return {name: {label: float(np.mean(v)) for label, v in by.items() if len(v) == len(images)}
+            for name, by in cells.items()}
+
+
+def render_table(rows: list[dict[str, Any]], protocol: Protocol) -> str:
+    """Markdown: methods x PSF given, mean PSNR over the images, and the loss against the exact PSF."""
+    labels = list(protocol.psf_given)
+    exact = labels[0]
+    summary = summarise(rows, labels)
+    lines = [f"Mean PSNR (dB) over {len({r['image'] for r in rows})} images; in brackets, the change against "
+             f"the {exact!r} PSF. `none` and the networks take no PSF (scored once).", "",
+             "| method | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
+    for name, by in summary.items():
+        cells = []
+        for label in labels:
+            if label not in by:
+                cells.append("")
+            elif label == exact or exact not in by:
+                cells.append(f"{by[label]:.2f}")
+            else:
+                cells.append(f"{by[label]:.2f} ({by[label] - by[exact]:+.2f})")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "PSFs given: " + "; ".join(f"{k}: `{v}`" for k, v in protocol.psf_given.items())
+              + f". Observations made with `{protocol.psf}`."]
+    return "\n".join(lines)
+
+
+def write_report(rows: list[dict[str, Any]], protocol: Protocol, out_dir: Path) -> list[Path]:
+    """Write ``psf_mismatch.csv``, ``psf_mismatch.md`` and ``psf_mismatch.png`` into ``out_dir``."""
+    from .plots import mismatch_figure
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [write_results(rows, out_dir / "psf_mismatch.csv", MISMATCH_FIELDS)]
+    (out_dir / "psf_mismatch.md").write_text(f"# {protocol.description}\n\n{render_table(rows, protocol)}\n")
+    written.append(out_dir / "psf_mismatch.md")
+    labels = list(protocol.psf_given)
+    written.append(mismatch_figure(summarise(rows, labels), labels, out_dir / "psf_mismatch.png"))
+    return written
