@@ -26,3 +26,12 @@ def test_scaling_image_is_square_and_observed():
     clean, observed = scaling.scaling_image(1100)
     assert clean.shape == observed.shape == (1100, 1100)
     assert np.abs(observed - clean).std() > 0.005
+
+
+def test_a_method_stops_growing_past_max_seconds(tmp_path, capsys):
+    from astrodeconv.cli import main
+
+    rows = scaling.measure({"wiener": {"balance": 0.01}}, sizes=(64, 128), max_seconds=1e-9, progress=False)
+    assert [r["size"] for r in rows] == [64]
+    assert main(["scaling", "--sizes", "64", "--methods", "wiener", "--max-seconds", "0", "-o", str(tmp_path)]) == 2
+    assert "--max-seconds must be positive, got 0.0" in capsys.readouterr().err

@@ -129,6 +129,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("scaling", help="prediction time against image size, with log-log slopes")
     p.add_argument("--sizes", nargs="+", type=int, default=[256, 512, 1024, 2048, 4096])
     p.add_argument("--methods", nargs="+", help="methods to time (default: wiener rl tv cnn1 cnn3)")
+    p.add_argument("--max-seconds", type=float, default=120.0,
+                   help="a method stops growing once one run takes longer than this (default 120)")
     p.add_argument("-o", "--output", type=Path, default=Path("docs/results"))
     p.set_defaults(func=_cmd_scaling)
 
@@ -373,7 +375,9 @@ def _cmd_scaling(args: argparse.Namespace) -> int:
         if unknown:
             raise InputError(f"--methods {sorted(unknown)} not timed; choose from {list(chosen)}")
         chosen = {m: chosen[m] for m in args.methods}
-    rows = scaling.measure(chosen, tuple(args.sizes))
+    if args.max_seconds <= 0:
+        raise InputError(f"--max-seconds must be positive, got {args.max_seconds}")
+    rows = scaling.measure(chosen, tuple(args.sizes), max_seconds=args.max_seconds)
     written = scaling.write_report(rows, args.output)
     print((args.output / "scaling.md").read_text())
     print("wrote " + ", ".join(str(p) for p in written))
