@@ -64,6 +64,7 @@ def test_quick_benchmark_on_real_images(tmp_path, shared_dir, capsys):
         'boundary = "zero"\nsigma = 0.01\nseed = 1\ncrop = 128\nborder = 16\nclassical = ["wiener", "rl"]\n'
         'selections = ["oracle", "auto"]\nnetworks = ["cnn1"]\n'
         "[training]\nsamples = 2000\nval_samples = 500\nepochs = 2\nbatch = 50\noptimizer = \"adam\"\nlr = 0.001\n"
+        "[quick]\ncrop = 96\n"
     )
     protocol = benchmark.load_protocol(protocol_path)
     folds = tmp_path / "folds"
@@ -96,8 +97,13 @@ def test_quick_benchmark_on_real_images(tmp_path, shared_dir, capsys):
     assert main(["benchmark", "--protocol", str(protocol_path), "--data-dir", str(data_dir), "--folds", str(folds),
                  "--image", "m1", "-o", str(tmp_path / "other")]) == 2
     assert "images ['m1'] are not in protocol 'tiny'" in capsys.readouterr().err
-    (out / "table1.md").write_text("# another protocol\n")
+    for flags, message in ((["--quick"], "differing in ['crop', 'description']"),
+                           (["--only-train", "--image", "m5"], "images ['m5'] are not in protocol")):
+        assert main(["benchmark", "--protocol", str(protocol_path), "--data-dir", str(data_dir), "--folds", str(folds),
+                     "--image", "m51_dss1red", *flags, "-o", str(out)]) == 2
+        assert message in capsys.readouterr().err
+    (out / "protocol.json").unlink()
     assert main(["benchmark", "--protocol", str(protocol_path), "--data-dir", str(data_dir), "--folds", str(folds),
                  "--image", "m51_dss1red", "-o", str(out)]) == 2
-    assert "results of another protocol (# another protocol)" in capsys.readouterr().err
+    assert "has no protocol.json beside it" in capsys.readouterr().err
     assert len(benchmark.read_results(out / "results.csv")) == len(merged)

@@ -58,10 +58,12 @@ def test_correlations_tell_stars_from_extended_emission():
 
 
 def test_feature_maps_errors_and_figure(tmp_path):
-    with pytest.raises(InputError, match="need a cnn3"):
+    with pytest.raises(InputError, match="got 1 convolutions from 1 channel"):
         feature_maps(create_model("cnn1"), np.zeros((40, 40)))
     with pytest.raises(InputError, match="smaller than the layer-2 window"):
         feature_maps(create_model("cnn3"), np.zeros((10, 40)))
     truth, _, _ = _sky()
-    path = feature_maps_figure(create_model("cnn3"), truth, tmp_path / "maps.png", truth=truth, size=32)
-    assert path.stat().st_size > 0
+    layers = feature_maps(create_model("cnn3"), truth)
+    scores = [component_correlations(maps, offset, truth) for maps, offset in layers]
+    for name, kwargs in (("scored.png", {"scores": scores}), ("variance.png", {})):
+        assert feature_maps_figure(layers, truth.shape, tmp_path / name, size=32, **kwargs).stat().st_size > 0

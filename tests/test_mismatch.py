@@ -16,7 +16,7 @@ crop = 96
 border = 8
 classical = ["wiener", "rl"]
 selections = ["oracle", "auto"]
-networks = ["cnn3"]
+networks = []
 
 [psf_given]
 "exact" = "gaussian:fwhm=4"
@@ -32,8 +32,7 @@ def test_psf_mismatch_report(tmp_path, shared_dir, capsys):
     protocol_path.write_text(TINY)
     protocol = benchmark.load_protocol(protocol_path)
     out = tmp_path / "out"
-    assert main(["benchmark", "--protocol", str(protocol_path), "--data-dir", str(data_dir),
-                 "--folds", str(tmp_path / "no-folds"), "-o", str(out)]) == 0
+    assert main(["benchmark", "--protocol", str(protocol_path), "--data-dir", str(data_dir), "-o", str(out)]) == 0
     rows = benchmark.read_results(out / "psf_mismatch.csv")
     assert len(rows) == 2 * (1 + 4 * 2 * 2)  # per image: none, then 4 PSFs x 2 methods x 2 selections
     by = {(r["image"], r["psf_given"], r["method"], r["selection"]): r["psnr_db"] for r in rows}
@@ -55,4 +54,7 @@ def test_psf_mismatch_report(tmp_path, shared_dir, capsys):
     capsys.readouterr()
     assert main(["benchmark", "--protocol", str(protocol_path), "--data-dir", str(data_dir), "--image", "m101_dss1",
                  "-o", str(out)]) == 2
-    assert "uses the table1 folds as they are" in capsys.readouterr().err
+    assert "drop --train, --retrain, --only-train and --image" in capsys.readouterr().err
+    protocol_path.write_text(TINY.replace("networks = []", 'networks = ["cnn3"]'))
+    assert main(["benchmark", "--protocol", str(protocol_path), "--data-dir", str(data_dir), "-o", str(out)]) == 2
+    assert "networks ['cnn3'] take no PSF input" in capsys.readouterr().err

@@ -35,3 +35,4 @@ def test_a_method_stops_growing_past_max_seconds(tmp_path, capsys):
     assert [r["size"] for r in rows] == [64]
     assert main(["scaling", "--sizes", "64", "--methods", "wiener", "--max-seconds", "0", "-o", str(tmp_path)]) == 2
     assert "--max-seconds must be positive, got 0.0" in capsys.readouterr().err
+    assert main(["scaling", "--sizes", "64", "--methods", "wiener", "--max-seconds", "nan", "-o", str(tmp_path)]) == 2

@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +59,16 @@ class Protocol:
 
     def quick_version(self) -> "Protocol":
         """The reduced protocol of ``--quick`` (smaller crops, same images and models)."""
-        fields = {**self.__dict__, **self.quick, "quick": {}}
+        changes = ", ".join(f"{k} {v}" for k, v in self.quick.items())
+        description = f"{self.description} (quick: {changes})" if changes else self.description
+        fields = {**self.__dict__, **self.quick, "quick": {}, "description": description}
         return Protocol(**fields)
+
+    def check_images(self, images: list[str] | None) -> None:
+        """Raise :class:`InputError` unless every name of ``images`` is one of the protocol's."""
+        unknown = sorted(set(images or ()) - set(self.images))
+        if unknown:
+            raise InputError(f"images {unknown} are not in protocol {self.name!r}; expected some of {self.images}")
 
 
 def load_protocol(name: str | Path) -> Protocol:
@@ -197,9 +205,7 @@ def run(
     keep = keep or protocol.images[0]
     rows: list[dict[str, Any]] = []
     kept: dict[str, np.ndarray] = {}
-    unknown = sorted(set(images or ()) - set(protocol.images))
-    if unknown:
-        raise InputError(f"images {unknown} are not in protocol {protocol.name!r}; expected some of {protocol.images}")
+    protocol.check_images(images)
     plans = [(k, entry) for k, image in enumerate(protocol.images) if not images or image in images
              for entry in method_plan(protocol, image, folds, paper_dir)]
     bar = tqdm(plans, desc="benchmark", disable=not progress, unit="run")
@@ -238,6 +244,31 @@ def read_results(path: Path) -> list[dict[str, Any]]:
                  "time_s": float(r["time_s"])} for r in csv.DictReader(handle)]
 
 
+def previous_results(protocol: Protocol, out_dir: Path) -> list[dict[str, Any]]:
+    """The rows already in ``out_dir/results.csv`` ([] if none), checked to be of ``protocol``.
+
+    :func:`write_report` records the protocol in ``protocol.json``; rows of another protocol
+    (another crop, noise, seed, or the ``--quick`` version) are an error rather than merged.
+    """
+    results, recorded = Path(out_dir) / "results.csv", Path(out_dir) / "protocol.json"
+    if not results.is_file():
+        return []
+    if not recorded.is_file():
+        raise InputError(f"{results} has no {recorded.name} beside it, so its protocol is unknown: "
+                         "choose another --output, or run every image (no --image)")
+    theirs, ours = json.loads(recorded.read_text()), _protocol_record(protocol)
+    differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+    if differ:
+        raise InputError(f"{out_dir} holds results of another protocol ({theirs.get('name')!r}, differing in {differ}); "
+                         f"expected {protocol.name!r}: choose another --output, or run every image (no --image)")
+    return read_results(results)
+
+
+def _protocol_record(protocol: Protocol) -> dict[str, Any]:
+    """What identifies a protocol's results (everything but the training and quick settings)."""
+    return {k: v for k, v in asdict(protocol).items() if k not in ("training", "quick")}
+
+
 def merge_results(previous: list[dict[str, Any]], rows: list[dict[str, Any]], protocol: Protocol) -> list[dict[str, Any]]:
     """``previous`` rows with those of the images in ``rows`` replaced, in protocol order."""
     fresh = {row["image"] for row in rows}
@@ -246,15 +277,13 @@ def merge_results(previous: list[dict[str, Any]], rows: list[dict[str, Any]], pr
     return sorted(merged, key=lambda row: order.get(row["image"], len(order)))  # stable: row order kept
 
 
-def write_feature_correlations(model: Any, observed: np.ndarray, truth: np.ndarray, path: Path) -> Path:
-    """CSV of every layer-1 and layer-2 map's correlation with point sources and extended emission."""
-    from .nn.features import component_correlations, feature_maps
-
+def write_feature_correlations(scores: list[list[dict[str, float]]], path: Path) -> Path:
+    """CSV of every map's correlation with point sources and extended emission, per layer (1, 2, ...)."""
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["layer", "map", "variance", "point", "extended"])
         writer.writeheader()
-        for layer, (maps, offset) in enumerate(feature_maps(model, observed), 1):
-            for row in component_correlations(maps, offset, truth):
+        for layer, rows in enumerate(scores, 1):
+            for row in rows:
                 writer.writerow({"layer": layer, "map": row["map"], "variance": f"{row['variance']:.3e}",
                                  "point": f"{row['point']:.3f}", "extended": f"{row['extended']:.3f}"})
     return path
@@ -333,6 +362,8 @@ def write_report(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [write_results(rows, out_dir / "results.csv")]
+    (out_dir / "protocol.json").write_text(json.dumps(_protocol_record(protocol), indent=1, sort_keys=True) + "\n")
+    written.append(out_dir / "protocol.json")
     paper_csv = paper_dir / "paper_table1.csv" if paper_dir else None
     paper = read_paper_table(paper_csv) if paper_csv and paper_csv.is_file() else None
     table = render_table(rows, protocol, paper)
@@ -357,10 +388,13 @@ def write_report(
     if fold_is_trained(cnn3_fold):
         from .nn.store import load_model
 
-        model = load_model(cnn3_fold)[0]
-        case = observe_case(protocol, 0, data_dir)
-        written.append(plots.feature_maps_figure(model, case.observed, out_dir / "feature_maps.png", truth=case.truth))
-        written.append(write_feature_correlations(model, case.observed, case.truth, out_dir / "feature_maps.csv"))
+        from .nn.features import component_correlations, feature_maps
+
+        case = observe_case(protocol, 0, data_dir) if "observed" not in kept else Case("", kept["truth"], kept["observed"])
+        layers = feature_maps(load_model(cnn3_fold)[0], case.observed)
+        scores = [component_correlations(maps, offset, case.truth) for maps, offset in layers]
+        written.append(plots.feature_maps_figure(layers, case.observed.shape, out_dir / "feature_maps.png", scores))
+        written.append(write_feature_correlations(scores, out_dir / "feature_maps.csv"))
     histories = {}
     for arch in protocol.networks:
         for image in protocol.images:

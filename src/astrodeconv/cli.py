@@ -121,8 +121,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retrain", action="store_true", help="train every fold model again")
     p.add_argument("--only-train", action="store_true", help="train the fold models, then stop")
     p.add_argument("--arch", nargs="+", help="with --train: only these architectures")
-    p.add_argument("--image", nargs="+", help="only these images: with --train, the folds holding them out; "
-                   "otherwise their rows are computed again and merged into the existing results.csv")
+    p.add_argument("--image", nargs="+", help="only these images: the folds holding them out are trained (with "
+                   "--train), and their rows computed again and merged into the existing results.csv")
     p.add_argument("-o", "--output", type=Path, default=Path("docs/results"))
     p.set_defaults(func=_cmd_benchmark)
 
@@ -328,21 +328,18 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         raise InputError(f"{data_dir} lacks the protocol's images {missing}; point --data-dir to them")
     if protocol.psf_given:
         return _psf_mismatch(protocol, data_dir, args)
+    protocol.check_images(args.image)
+    evaluated = protocol.quick_version() if args.quick else protocol
+    previous = [] if args.only_train or not args.image else benchmark.previous_results(evaluated, args.output)
     if args.train or args.retrain or args.only_train:
         benchmark.train_folds(protocol, data_dir, args.folds, archs=args.arch, images=args.image, retrain=args.retrain)
         if args.only_train:
             return 0
-    if args.quick:
-        protocol = protocol.quick_version()
+    protocol = evaluated
+    if args.image and not previous:
+        print(f"note: {args.output} had no results; the table holds only {args.image}", file=sys.stderr)
     shared = data.shared_dir()
     paper_dir = shared / "reference" if shared and (shared / "reference").is_dir() else None
-    previous = []
-    if args.image and (args.output / "results.csv").is_file():
-        title = (args.output / "table1.md").read_text().splitlines()[:1] if (args.output / "table1.md").is_file() else []
-        if title != [f"# {protocol.description}"]:
-            raise InputError(f"{args.output} holds the results of another protocol ({title[0] if title else 'unknown'}); "
-                             f"expected {protocol.description!r}: choose another --output")
-        previous = benchmark.read_results(args.output / "results.csv")
     rows, kept = benchmark.run(protocol, data_dir, args.folds, paper_dir=paper_dir, images=args.image)
     rows = benchmark.merge_results(previous, rows, protocol)
     written = benchmark.write_report(rows, kept, protocol, args.output, data_dir, args.folds, paper_dir)
@@ -355,11 +352,11 @@ def _psf_mismatch(protocol, data_dir: Path, args: argparse.Namespace) -> int:
     from . import mismatch
 
     if args.train or args.retrain or args.only_train or args.image:
-        raise InputError(f"protocol {protocol.name!r} uses the table1 folds as they are: train them with "
-                         "'astrodeconv benchmark --protocol table1 --only-train', and run every image (no --image)")
+        raise InputError(f"protocol {protocol.name!r} trains no network and runs every image: "
+                         "drop --train, --retrain, --only-train and --image")
     if args.quick:
         protocol = protocol.quick_version()
-    rows = mismatch.run(protocol, data_dir, args.folds)
+    rows = mismatch.run(protocol, data_dir)
     written = mismatch.write_report(rows, protocol, args.output)
     print((args.output / "psf_mismatch.md").read_text())
     print("wrote " + ", ".join(str(p) for p in written))
@@ -375,7 +372,7 @@ def _cmd_scaling(args: argparse.Namespace) -> int:
         if unknown:
             raise InputError(f"--methods {sorted(unknown)} not timed; choose from {list(chosen)}")
         chosen = {m: chosen[m] for m in args.methods}
-    if args.max_seconds <= 0:
+    if not np.isfinite(args.max_seconds) or args.max_seconds <= 0:
         raise InputError(f"--max-seconds must be positive, got {args.max_seconds}")
     rows = scaling.measure(chosen, tuple(args.sizes), max_seconds=args.max_seconds)
     written = scaling.write_report(rows, args.output)

@@ -89,32 +89,40 @@ def dataset_figure(images: dict[str, np.ndarray], path: str | Path) -> Path:
 
 
 def feature_maps_figure(
-    model, image: np.ndarray, path: str | Path, truth: np.ndarray | None = None, count: int = 6, size: int = 200
+    layers: list[tuple[np.ndarray, int]],
+    shape: tuple[int, int],
+    path: str | Path,
+    scores: list[list[dict]] | None = None,
+    count: int = 6,
+    size: int = 200,
 ) -> Path:
     """Feature maps of layers 1 and 2 of a ``cnn3`` (the paper's Fig. 4).
 
-    On the central ``size x size`` pixels of ``image`` (an observation, max ~1). Without
-    ``truth``: the ``count`` maps with the largest variance of each layer. With the clean
-    image: per layer, the maps most correlated with its extended part and with its point
-    sources (half each), titled with both correlations
-    (:func:`astrodeconv.nn.features.component_correlations`, computed on the whole image).
+    Parameters
+    ----------
+    layers : list of (maps, offset)
+        As returned by :func:`astrodeconv.nn.features.feature_maps` for an input of ``shape``.
+    shape : (H, W)
+        Shape of that input; every panel shows the same central ``size x size`` input pixels.
+    scores : list of list of dict, optional
+        Per layer, :func:`astrodeconv.nn.features.component_correlations`. With them, the maps
+        most correlated with the extended part and with the point sources are shown (half
+        each), titled with both correlations; without, the ``count`` maps of largest variance.
     """
-    from .nn.features import component_correlations, feature_maps
-
     plt = _pyplot()
     rows = []
-    for maps, offset in feature_maps(model, image):
-        if truth is None:
+    top, left = (shape[0] - size) // 2, (shape[1] - size) // 2
+    for k, (maps, offset) in enumerate(layers[:2]):
+        if scores is None:
             order = np.argsort(maps.reshape(len(maps), -1).var(axis=1))[::-1][:count]
             titles = {int(i): "" for i in order}
         else:
-            scores = [r for r in component_correlations(maps, offset, truth) if np.isfinite(r["point"])]
-            chosen = sorted(scores, key=lambda r: -r["extended"])[: count - count // 2]
-            chosen += sorted((r for r in scores if r not in chosen), key=lambda r: -r["point"])[: count // 2]
+            live = [r for r in scores[k] if np.isfinite(r["point"]) and np.isfinite(r["extended"])]
+            chosen = sorted(live, key=lambda r: -r["extended"])[: count - count // 2]
+            chosen += sorted((r for r in live if r not in chosen), key=lambda r: -r["point"])[: count // 2]
             titles = {r["map"]: f"\npoint {r['point']:+.2f}, extended {r['extended']:+.2f}" for r in chosen}
-        top = (maps.shape[1] - size) // 2
-        left = (maps.shape[2] - size) // 2
-        rows.append([(i, maps[i, max(top, 0):top + size, max(left, 0):left + size], t) for i, t in titles.items()])
+        r0, c0 = max(top - offset, 0), max(left - offset, 0)
+        rows.append([(i, maps[i, r0:r0 + size, c0:c0 + size], t) for i, t in titles.items()])
     fig, axes = plt.subplots(2, count, figsize=(2.2 * count, 5.2), squeeze=False)
     for r, (layer, row) in enumerate(zip(("layer 1", "layer 2"), rows)):
         for ax, (index, fmap, title) in zip(axes[r], row):

@@ -48,7 +48,8 @@ def feature_maps(model: Any, image: np.ndarray) -> list[tuple[np.ndarray, int]]:
 
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     if len(convs) != 3 or convs[0].in_channels != 1:
-        raise InputError(f"feature maps need a cnn3 (three convolutions from one channel), got {len(convs)} convolutions")
+        raise InputError(f"feature maps need a cnn3 (three convolutions from one channel), got {len(convs)} "
+                         f"convolutions from {convs[0].in_channels if convs else 0} channel(s)")
     image = np.asarray(image, dtype=np.float32)
     if image.ndim != 2:
         raise InputError(f"image must be 2-D, got shape {image.shape}")
