@@ -51,6 +51,10 @@ def test_results_roundtrip_table_and_margins(tmp_path):
     assert "| m81_dss1 | 30.00 | 32.00 | 31.80 | 33.50 [37.26] |" in table
     assert "| **avg PSNR (dB)** | 31.50 | 33.50 | 33.30 | 35.00 |" in table
     assert benchmark.margins(back) == {"m81_dss1": pytest.approx(1.5), "m101_dss1": pytest.approx(1.5)}
+    best = benchmark.margins(back, against=(("wiener", "oracle"), ("none", "-")))
+    assert best == {"m81_dss1": pytest.approx(1.5), "m101_dss1": pytest.approx(1.5)}
+    assert benchmark.margins(back, against=(("none", "-"),))["m81_dss1"] == pytest.approx(3.5)
+    assert benchmark.margins(back[:-1], against=(("none", "-"),)) == {"m81_dss1": pytest.approx(3.5)}
 
 
 def test_quick_benchmark_on_real_images(tmp_path, shared_dir, capsys):
