@@ -135,18 +135,28 @@ def feature_maps_figure(
 
 
 def training_curves_figure(histories: dict[str, list[dict]], path: str | Path) -> Path:
-    """Training and validation loss per epoch for each model (``history.csv`` rows)."""
+    """Training and validation loss per epoch for each model (``history.csv`` rows).
+
+    Names of the form ``"<arch> without <image>"`` get one panel per architecture and one
+    colour per held-out image.
+    """
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for i, (name, rows) in enumerate(histories.items()):
-        epochs = [int(r["epoch"]) for r in rows]
-        color = f"C{i % 10}"
-        ax.plot(epochs, [float(r["loss"]) for r in rows], "--", color=color, alpha=0.6)
-        ax.plot(epochs, [float(r["val_loss"]) for r in rows], "-o", color=color, ms=3, label=name)
-    ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("MSE (dashed: training, solid: validation)")
-    ax.legend(fontsize=7, ncol=2)
+    groups: dict[str, dict[str, list[dict]]] = {}
+    for name, rows in histories.items():
+        arch, sep, image = name.partition(" without ")
+        groups.setdefault(arch if sep else "", {})[f"without {image}" if sep else name] = rows
+    fig, axes = plt.subplots(1, len(groups), figsize=(5.2 * len(groups), 4.2), squeeze=False, sharey=True)
+    colours = {label: f"C{i % 10}" for i, label in enumerate(dict.fromkeys(k for g in groups.values() for k in g))}
+    for ax, (arch, curves) in zip(axes[0], groups.items()):
+        for label, rows in curves.items():
+            epochs = [int(r["epoch"]) for r in rows]
+            ax.plot(epochs, [float(r["loss"]) for r in rows], "--", color=colours[label], alpha=0.6)
+            ax.plot(epochs, [float(r["val_loss"]) for r in rows], "-o", color=colours[label], ms=3, label=label)
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_title(arch, fontsize=10)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("MSE (dashed: training, solid: validation)")
     return _save(fig, path, dpi=100)
 
 
