@@ -49,12 +49,12 @@ def test_correlations_tell_stars_from_extended_emission():
     offset = 5
     window = (slice(offset, offset + 50), slice(offset, offset + 50))
     maps = np.stack([stars[window], galaxy[window], np.ones((50, 50))])
-    rows = component_correlations(maps, offset, truth)
+    (rows,) = component_correlations([(maps, offset)], truth)
     assert rows[0]["point"] > 0.95 and abs(rows[0]["extended"]) < 0.2
     assert rows[1]["extended"] > 0.99 and rows[1]["point"] < 0.2
     assert np.isnan(rows[2]["point"]) and rows[2]["variance"] == 0
     with pytest.raises(InputError, match="do not fit in truth"):
-        component_correlations(maps, 20, truth)
+        component_correlations([(maps, 20)], truth)
 
 
 def test_feature_maps_errors_and_figure(tmp_path):
@@ -64,6 +64,6 @@ def test_feature_maps_errors_and_figure(tmp_path):
         feature_maps(create_model("cnn3"), np.zeros((10, 40)))
     truth, _, _ = _sky()
     layers = feature_maps(create_model("cnn3"), truth)
-    scores = [component_correlations(maps, offset, truth) for maps, offset in layers]
+    scores = component_correlations(layers, truth)
     for name, kwargs in (("scored.png", {"scores": scores}), ("variance.png", {})):
         assert feature_maps_figure(layers, truth.shape, tmp_path / name, size=32, **kwargs).stat().st_size > 0

@@ -394,13 +394,12 @@ def write_report(
                                                zoom=min(256, kept["truth"].shape[0])))
     cnn3_fold = fold_dir(folds, "cnn3", protocol.images[0])
     if fold_is_trained(cnn3_fold):
-        from .nn.store import load_model
-
         from .nn.features import component_correlations, feature_maps
+        from .nn.store import load_model
 
         case = observe_case(protocol, 0, data_dir) if "observed" not in kept else Case("", kept["truth"], kept["observed"])
         layers = feature_maps(load_model(cnn3_fold)[0], case.observed)
-        scores = [component_correlations(maps, offset, case.truth) for maps, offset in layers]
+        scores = component_correlations(layers, case.truth)
         written.append(plots.feature_maps_figure(layers, case.observed.shape, out_dir / "feature_maps.png", scores))
         written.append(write_feature_correlations(scores, out_dir / "feature_maps.csv"))
     histories = {}

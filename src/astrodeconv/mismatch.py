@@ -50,7 +50,7 @@ def run(protocol: Protocol, data_dir: Path, progress: bool = True) -> list[dict[
         if case is None or case.name != protocol.images[k]:
             case = observe_case(protocol, k, data_dir)
         bar.set_postfix_str(f"{case.name} {method} {selection} psf={label}")
-        psf = given[label] if label in given else given[next(iter(given))]  # "none" ignores it
+        psf = given.get(label, given[next(iter(given))])  # the BUILT_IN rows ("none") ignore it
         row, _ = run_method(case.truth, case.observed, psf, method, selection, sigma=protocol.sigma,
                             border=protocol.border)
         rows.append({"image": case.name, "psf_given": label, **row})

@@ -105,7 +105,7 @@ def feature_maps_figure(
     shape : (H, W)
         Shape of that input; every panel shows the same central ``size x size`` input pixels.
     scores : list of list of dict, optional
-        Per layer, :func:`astrodeconv.nn.features.component_correlations`. With them, the maps
+        As returned by :func:`astrodeconv.nn.features.component_correlations`. With them, the maps
         most correlated with the extended part and with the point sources are shown (half
         each), titled with both correlations; without, the ``count`` maps of largest variance.
     """

@@ -61,7 +61,7 @@ def feature_maps(model: Any, image: np.ndarray) -> list[tuple[np.ndarray, int]]:
         for conv in convs[:2]:
             out = torch.relu(conv(out))
             reach += conv.kernel_size[0] - 1
-            maps.append((out[0].numpy().copy(), reach // 2))
+            maps.append((out[0].numpy(), reach // 2))
     return maps
 
 
@@ -80,38 +80,47 @@ def split_components(truth: np.ndarray, size: int = 9) -> tuple[np.ndarray, np.n
 
 
 def component_correlations(
-    maps: np.ndarray, offset: int, truth: np.ndarray, size: int = 9
-) -> list[dict[str, float]]:
+    layers: list[tuple[np.ndarray, int]], truth: np.ndarray, size: int = 9
+) -> list[list[dict[str, float]]]:
     """Pearson correlation of every map with the point-source and extended parts of ``truth``.
 
     Parameters
     ----------
-    maps : ndarray, shape (C, h, w)
-        Feature maps of one layer, as returned by :func:`feature_maps`.
-    offset : int
-        The input pixel of map pixel ``(0, 0)``.
+    layers : list of (maps, offset)
+        Feature maps ``(C, h, w)`` of each layer and the input pixel of their pixel ``(0, 0)``,
+        as returned by :func:`feature_maps`.
     truth : ndarray, shape (H, W)
         The clean image the observation came from (same pixel grid as the model's input).
     size : int
-        Median window of :func:`split_components`.
+        Median window of :func:`split_components` (computed once for all layers).
 
     Returns
     -------
-    list of dict
-        One per map: ``map``, ``variance``, ``point`` and ``extended`` correlations (NaN for
-        a map that is constant, e.g. a dead ReLU).
+    list of list of dict
+        Per layer, one dict per map: ``map``, ``variance``, ``point`` and ``extended``
+        correlations (NaN for a map that is constant, e.g. a dead ReLU).
     """
-    point, extended = split_components(truth, size)
-    h, w = maps.shape[1:]
-    if offset + h > truth.shape[0] or offset + w > truth.shape[1]:
-        raise InputError(f"maps {maps.shape[1:]} at offset {offset} do not fit in truth {truth.shape}")
-    parts = {"point": point[offset:offset + h, offset:offset + w].ravel(),
-             "extended": extended[offset:offset + h, offset:offset + w].ravel()}
-    rows = []
-    for index, fmap in enumerate(maps):
-        values = fmap.ravel().astype(np.float64)
-        row: dict[str, float] = {"map": index, "variance": float(values.var())}
-        for name, part in parts.items():
-            row[name] = float(np.corrcoef(values, part)[0, 1]) if values.std() > 0 and part.std() > 0 else float("nan")
-        rows.append(row)
-    return rows
+    whole = dict(zip(("point", "extended"), split_components(truth, size)))
+    scores = []
+    for maps, offset in layers:
+        h, w = maps.shape[1:]
+        if offset + h > truth.shape[0] or offset + w > truth.shape[1]:
+            raise InputError(f"maps {maps.shape[1:]} at offset {offset} do not fit in truth {truth.shape}")
+        parts = {name: _standardise(part[offset:offset + h, offset:offset + w]) for name, part in whole.items()}
+        rows = []
+        for index, fmap in enumerate(maps):
+            values = fmap.astype(np.float64)
+            z = _standardise(values)
+            row: dict[str, float] = {"map": index, "variance": float(values.var())}
+            for name, part in parts.items():
+                row[name] = float(np.mean(z * part)) if z is not None and part is not None else float("nan")
+            rows.append(row)
+        scores.append(rows)
+    return scores
+
+
+def _standardise(values: np.ndarray) -> np.ndarray | None:
+    """``(values - mean) / std`` as float64, or None for a constant array."""
+    values = np.asarray(values, dtype=np.float64)
+    std = values.std()
+    return None if std == 0 else (values - values.mean()) / std
