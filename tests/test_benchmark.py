@@ -101,7 +101,14 @@ def test_quick_benchmark_on_real_images(tmp_path, shared_dir, capsys):
     assert main(["benchmark", "--protocol", str(protocol_path), "--data-dir", str(data_dir), "--folds", str(folds),
                  "--image", "m1", "-o", str(tmp_path / "other")]) == 2
     assert "images ['m1'] are not in protocol 'tiny'" in capsys.readouterr().err
-    for flags, message in ((["--quick"], "differing in ['crop', 'description']"),
+    # --method recomputes only those rows and keeps the others.
+    assert main(["benchmark", "--protocol", str(protocol_path), "--data-dir", str(data_dir), "--folds", str(folds),
+                 "--method", "none", "-o", str(out)]) == 0
+    again = benchmark.read_results(out / "results.csv")
+    assert sorted((r["image"], r["method"], r["selection"]) for r in again) == sorted(
+        (r["image"], r["method"], r["selection"]) for r in merged)
+    assert [r for r in again if r["method"] == "rl"] == [r for r in merged if r["method"] == "rl"]
+    for flags, message in ((["--quick"], "differing in ['crop']"),
                            (["--only-train", "--image", "m5"], "images ['m5'] are not in protocol")):
         assert main(["benchmark", "--protocol", str(protocol_path), "--data-dir", str(data_dir), "--folds", str(folds),
                      "--image", "m51_dss1red", *flags, "-o", str(out)]) == 2

@@ -22,10 +22,12 @@ PAPER_H5 = "reference/paper_models/32x32_10x10-64_6x6-16_5x5-1_PSF64_sigma0.010_
 
 def _net(name: str) -> torch.nn.Module:
     """A randomly initialised network whose ReLUs are mostly active (non-trivial output)."""
+    from astrodeconv.psf import gaussian
+
     torch.manual_seed(3)
-    net = create_model(name)
+    net = create_model(name, **({"psf": gaussian(3.0)} if name == "restorer" else {}))
     with torch.no_grad():
-        for conv in [m for m in net if isinstance(m, torch.nn.Conv2d)]:
+        for conv in [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]:
             conv.bias.fill_(0.05)
     return net.eval()
 

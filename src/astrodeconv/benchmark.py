@@ -56,6 +56,10 @@ class Protocol:
     paper_rows: dict[str, str] = field(default_factory=dict)
     quick: dict[str, Any] = field(default_factory=dict)
     psf_given: dict[str, str] = field(default_factory=dict)
+    pretrained: list[str] = field(default_factory=list)
+    grid_psfs: dict[str, str] = field(default_factory=dict)
+    grid_sigmas: list[float] = field(default_factory=list)
+    restorer_training: dict[str, Any] = field(default_factory=dict)
 
     def quick_version(self) -> "Protocol":
         """The reduced protocol of ``--quick`` (smaller crops, same images and models)."""
@@ -156,15 +160,26 @@ def train_folds(
             if retrain and folder.exists():
                 shutil.rmtree(folder)
             others = [data_dir / f"{name}.fits.gz" for i, name in enumerate(protocol.images) if i != k]
-            settings = dict(protocol.training)
-            train(others, folder, arch=arch, psf_spec=protocol.psf, sigma=protocol.sigma, resume=True,
-                  progress=progress, extra_meta={"protocol": protocol.name, "held_out": image}, **settings)
+            meta = {"protocol": protocol.name, "held_out": image}
+            if arch == "restorer":
+                from .networks import shipped_model_dir
+                from .nn.restorer_training import train_restorer
+
+                settings = dict(protocol.restorer_training)
+                init = settings.pop("init", None)
+                train_restorer(others, folder, init=shipped_model_dir(init) if init else None, progress=progress,
+                               extra_meta=meta, **settings)
+            else:
+                train(others, folder, arch=arch, psf_spec=protocol.psf, sigma=protocol.sigma, resume=True,
+                      progress=progress, extra_meta=meta, **dict(protocol.training))
             trained.append(folder)
     return trained
 
 
 def method_plan(protocol: Protocol, image: str, folds: Path, paper_dir: Path | None) -> list[dict[str, Any]]:
     """The rows to compute for one image: label, method, selection and fixed parameters."""
+    from .networks import RESTORERS
+
     plan: list[dict[str, Any]] = [{"label": "none", "method": "none", "selection": "none", "params": {}}]
     for method in protocol.classical:
         for selection in protocol.selections:
@@ -172,7 +187,12 @@ def method_plan(protocol: Protocol, image: str, folds: Path, paper_dir: Path | N
     for arch in protocol.networks:
         folder = fold_dir(folds, arch, image)
         if fold_is_trained(folder):
-            plan.append({"label": arch, "method": arch, "selection": "none", "params": {"model": str(folder)}})
+            params: dict[str, Any] = {"model": str(folder)}
+            if arch in RESTORERS:  # told the noise level, as the PSF
+                params["sigma"] = protocol.sigma
+            plan.append({"label": arch, "method": arch, "selection": "none", "params": params})
+    for method in protocol.pretrained:
+        plan.append({"label": method, "method": method, "selection": "none", "params": {"sigma": protocol.sigma}})
     if paper_dir is not None:
         released = protocol.paper_weights.get(image, protocol.paper_weights.get("default"))
         path = paper_dir / "paper_models" / PAPER_MODEL_FILE.format(released)
@@ -190,8 +210,9 @@ def run(
     progress: bool = True,
     keep: str | None = None,
     images: list[str] | None = None,
+    methods: list[str] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
-    """Compute every row of the protocol (only those of ``images`` when given).
+    """Compute every row of the protocol (only those of ``images`` and row labels ``methods`` when given).
 
     Returns the tidy rows, and for image ``keep`` (default: the protocol's first image) its
     truth, observation and the estimates by row label (for the visual-comparison figure).
@@ -207,7 +228,8 @@ def run(
     kept: dict[str, np.ndarray] = {}
     protocol.check_images(images)
     plans = [(k, entry) for k, image in enumerate(protocol.images) if not images or image in images
-             for entry in method_plan(protocol, image, folds, paper_dir)]
+             for entry in method_plan(protocol, image, folds, paper_dir)
+             if not methods or entry["label"] in methods]
     bar = tqdm(plans, desc="benchmark", disable=not progress, unit="run")
     case = None
     for k, entry in bar:
@@ -257,6 +279,7 @@ def previous_results(protocol: Protocol, out_dir: Path) -> list[dict[str, Any]]:
         raise InputError(f"{results} has no {recorded.name} beside it, so its protocol is unknown: "
                          "choose another --output, or run every image (no --image)")
     theirs, ours = json.loads(recorded.read_text()), _protocol_record(protocol)
+    theirs = {k: v for k, v in theirs.items() if k not in _NOT_IDENTITY}
     differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
     if differ:
         raise InputError(f"{out_dir} holds results of another protocol ({theirs.get('name')!r}, differing in {differ}); "
@@ -264,15 +287,29 @@ def previous_results(protocol: Protocol, out_dir: Path) -> list[dict[str, Any]]:
     return read_results(results)
 
 
+#: Protocol fields that say which rows to compute or how to train, not what a row's number means.
+_NOT_IDENTITY = ("training", "quick", "restorer_training", "networks", "pretrained", "classical", "selections",
+                 "description")
+
+
 def _protocol_record(protocol: Protocol) -> dict[str, Any]:
-    """What identifies a protocol's results (everything but the training and quick settings)."""
-    return {k: v for k, v in asdict(protocol).items() if k not in ("training", "quick")}
+    """What identifies a protocol's results: the data, observation and scoring (not the rows or training)."""
+    return {k: v for k, v in asdict(protocol).items() if k not in _NOT_IDENTITY}
 
 
-def merge_results(previous: list[dict[str, Any]], rows: list[dict[str, Any]], protocol: Protocol) -> list[dict[str, Any]]:
-    """``previous`` rows with those of the images in ``rows`` replaced, in protocol order."""
-    fresh = {row["image"] for row in rows}
-    merged = [row for row in previous if row["image"] not in fresh] + rows
+def merge_results(
+    previous: list[dict[str, Any]], rows: list[dict[str, Any]], protocol: Protocol, by_method: bool = False
+) -> list[dict[str, Any]]:
+    """``previous`` rows with those of the images in ``rows`` replaced, in protocol order.
+
+    With ``by_method`` only the (image, method, selection) rows present in ``rows`` are replaced.
+    """
+    if by_method:
+        fresh = {(r["image"], r["method"], r["selection"]) for r in rows}
+        merged = [r for r in previous if (r["image"], r["method"], r["selection"]) not in fresh] + rows
+    else:
+        fresh = {row["image"] for row in rows}
+        merged = [row for row in previous if row["image"] not in fresh] + rows
     order = {name: k for k, name in enumerate(protocol.images)}
     return sorted(merged, key=lambda row: order.get(row["image"], len(order)))  # stable: row order kept
 
@@ -380,6 +417,13 @@ def write_report(
         if summary:
             table += (f"\n\ncnn3 minus {title}, mean over the images: {np.mean(list(summary.values())):+.2f} dB"
                       f"{paper_note}; per image: " + ", ".join(f"{k} {v:+.2f}" for k, v in summary.items()) + ".")
+    for method, title, against in (("restorer", "cnn3", (("cnn3", "-"),)),
+                                   ("restorer-universal", "oracle Wiener", (("wiener", "oracle"),)),
+                                   ("restorer-universal", "restorer", (("restorer", "-"),))):
+        summary = margins(rows, method, against)
+        if summary:
+            table += (f"\n\n{method} minus {title}, mean over the images: {np.mean(list(summary.values())):+.2f} dB; "
+                      "per image: " + ", ".join(f"{k} {v:+.2f}" for k, v in summary.items()) + ".")
     (out_dir / "table1.md").write_text(f"# {protocol.description}\n\n{table}\n")
     written.append(out_dir / "table1.md")
     written.append(plots.dataset_figure({name: load_sky(name, data_dir) for name in protocol.images},

@@ -71,7 +71,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("deconvolve", help="restore an observation")
     p.add_argument("observed", type=Path)
     p.add_argument("-o", "--output", required=True, type=Path)
-    p.add_argument("--method", default="wiener", help="restoration method: wiener, rl, tv, cnn3, cnn1 (default wiener)")
+    p.add_argument("--method", default="restorer-universal",
+                   help="restoration method: restorer-universal (default: any PSF and noise level, no training), "
+                   "restorer, wiener, rl, tv, cnn3, cnn1")
     p.add_argument("--psf", help=PSF_HELP + " (default: the ADPSF card written by `simulate`)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="method parameter (repeatable)")
     p.add_argument(
@@ -81,8 +83,8 @@ def _build_parser() -> argparse.ArgumentParser:
         help="choose parameters not given by --param: auto (discrepancy principle; default), "
         "none (method defaults), oracle (needs --truth)",
     )
-    p.add_argument("--sigma", type=float, help="noise sigma in units of the image's maximum, for --select auto "
-                   "(default: the ADSIGMA card, else estimated from the image)")
+    p.add_argument("--sigma", type=float, help="noise sigma in units of the image's maximum, for the restorers and "
+                   "--select auto (default: the ADSIGMA card, else estimated from the image's finest wavelet details)")
     p.add_argument("--truth", type=Path, help="clean image for --select oracle")
     p.add_argument("--model", help="network: model folder or paper .h5 file (default: the shipped model)")
     p.add_argument("--tile", type=int, help="network: predict by tiles of this side, pixels")
@@ -112,6 +114,23 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in the same folder")
     p.set_defaults(func=_cmd_train)
 
+    p = sub.add_parser("train-restorer", help="train a restorer (Wiener bank + CNN) on fresh random scenes; resumable")
+    p.add_argument("--images", nargs="+", required=True, type=Path, help="clean FITS images to simulate scenes from")
+    p.add_argument("-o", "--output", required=True, type=Path,
+                   help="model folder (an unfinished run there, with its checkpoint.pt, is continued)")
+    p.add_argument("--setting", default="universal", choices=("universal", "paper"),
+                   help="scene distribution: universal (Airy/Gaussian/Moffat FWHM 3-12, sigma 0.003-0.05, Poisson) "
+                   "or paper (airy-paper, sigma 0.01)")
+    p.add_argument("--epochs", type=int, default=150)
+    p.add_argument("--scenes", type=int, default=64, help="new 256 x 256 scenes per epoch")
+    p.add_argument("--patches", type=int, default=16, help="windows drawn per scene")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3, help="initial Adam learning rate (cosine decay to 0)")
+    p.add_argument("--init", type=Path, help="restorer model folder to start from (fine-tuning)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, help="torch threads (default: all available cores)")
+    p.set_defaults(func=_cmd_train_restorer)
+
     p = sub.add_parser("benchmark", help="reproduce the paper's comparison (Table I) on real images")
     p.add_argument("--protocol", default="table1", help="protocol name or .toml file (table1, psf-mismatch)")
     p.add_argument("--quick", action="store_true", help="reduced version: small crops, committed fold models")
@@ -123,6 +142,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", nargs="+", help="with --train: only these architectures")
     p.add_argument("--image", nargs="+", help="only these images: the folds holding them out are trained (with "
                    "--train), and their rows computed again and merged into the existing results.csv")
+    p.add_argument("--method", nargs="+", help="only these rows (e.g. restorer restorer-universal), merged into the "
+                   "existing results of the output folder")
     p.add_argument("-o", "--output", type=Path, default=Path("docs/results"))
     p.set_defaults(func=_cmd_benchmark)
 
@@ -214,6 +235,8 @@ def _cmd_deconvolve(args: argparse.Namespace) -> int:
     sigma = args.sigma if args.sigma is not None else header.get("ADSIGMA")
     if args.sigma is None and not (isinstance(sigma, (int, float)) and sigma > 0):
         sigma = None  # no usable card (e.g. a noiseless simulation): estimate it from the image
+    if "sigma" in method.defaults:  # the restorers take the noise level (None: estimated from the image)
+        params.setdefault("sigma", sigma)
     tuned = selection.SELECTED.get(args.method)
     if args.select != "none" and tuned is not None and tuned not in params:
         truth = None
@@ -271,11 +294,16 @@ def _deconvolve_streamed(args: argparse.Namespace, method: Any) -> int:
         raise InputError(f"{args.observed} has no ADPSF card: give the PSF with --psf ({PSF_HELP})")
     params = {"model": args.model, "tile": args.tile, "device": args.device, **_parse_params(args.param)}
     params = methods.check_params(method, params)
-    network, trained_for = networks.load_network(args.method, params["model"])
-    networks._check_psf(psf.parse_spec(spec), trained_for, args.method)
+    kernel = psf.parse_spec(spec)
+    scale = 1.0 if "ADSCALE" in header else None
+    if args.method in networks.RESTORERS:
+        network, scale = _restorer_in_noise_units(args, method, params, kernel, header)
+    else:
+        network, trained_for = networks.load_network(args.method, params["model"])
+        networks._check_psf(kernel, trained_for, args.method)
     tile = int(params["tile"] or 1024)
     shown = {k: v for k, v in params.items() if v is not None}
-    options = dict(hdu=_hdu(args.hdu), scale=1.0 if "ADSCALE" in header else None, overwrite=args.overwrite,
+    options = dict(hdu=_hdu(args.hdu), scale=scale, overwrite=args.overwrite,
                    provenance={"method": args.method, "psf": spec, "params": shown, "ADSELECT": "none"},
                    device=params["device"])
     start = time.perf_counter()
@@ -290,6 +318,27 @@ def _deconvolve_streamed(args: argparse.Namespace, method: Any) -> int:
         how = f"streamed by {tile}-px tiles"
     print(f"{args.method} {how} in {time.perf_counter() - start:.2f} s -> {args.output}")
     return 0
+
+
+def _restorer_in_noise_units(args: argparse.Namespace, method: Any, params: dict[str, Any], kernel: np.ndarray,
+                             header: Any) -> tuple[Any, float]:
+    """A restorer wrapped to work in noise units, with statistics from a central sample of at most 2048^2 px."""
+    from . import networks, stream
+    from .nn.restorer import NoiseUnits
+    from .selection import estimate_sigma
+
+    network, trained_for = networks.load_network(args.method, params["model"], arch="restorer")
+    if trained_for != "any":
+        networks._check_psf(kernel, trained_for, args.method)
+    network.set_psf(kernel)
+    with stream.open_source(args.observed, _hdu(args.hdu), allow_gzip=True) as src:
+        scale = stream.prepare(src, 1.0 if "ADSCALE" in header else None).scale
+        (height, width), side = src.shape, 2048
+        r0, c0 = max(0, (height - side) // 2), max(0, (width - side) // 2)
+        sample = src.read(r0, min(height, r0 + side), c0, min(width, c0 + side)) / scale
+    sample = np.where(np.isfinite(sample), sample, np.nanmedian(sample))
+    sigma = params.get("sigma") or args.sigma or header.get("ADSIGMA") or estimate_sigma(sample)
+    return NoiseUnits(network, float(np.median(sample)), float(sigma)), scale
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -318,6 +367,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_restorer(args: argparse.Namespace) -> int:
+    from .nn.restorer_training import train_restorer
+
+    if args.output.exists() and (args.output / "weights.pt").exists() and not (args.output / "checkpoint.pt").exists():
+        raise InputError(f"{args.output} already holds a finished model; choose another folder")
+    out = train_restorer(list(args.images), args.output, setting=args.setting, epochs=args.epochs, scenes=args.scenes,
+                         patches=args.patches, batch=args.batch, lr=args.lr, init=args.init, seed=args.seed,
+                         threads=args.threads)
+    print(f"model written to {out}")
+    return 0
+
+
 def _cmd_benchmark(args: argparse.Namespace) -> int:
     from . import benchmark, data
 
@@ -328,20 +389,24 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         raise InputError(f"{data_dir} lacks the protocol's images {missing}; point --data-dir to them")
     if protocol.psf_given:
         return _psf_mismatch(protocol, data_dir, args)
+    if protocol.grid_psfs:
+        return _grid(protocol, data_dir, args)
     protocol.check_images(args.image)
     evaluated = protocol.quick_version() if args.quick else protocol
-    previous = [] if args.only_train or not args.image else benchmark.previous_results(evaluated, args.output)
+    partial = args.image or args.method
+    previous = [] if args.only_train or not partial else benchmark.previous_results(evaluated, args.output)
     if args.train or args.retrain or args.only_train:
         benchmark.train_folds(protocol, data_dir, args.folds, archs=args.arch, images=args.image, retrain=args.retrain)
         if args.only_train:
             return 0
     protocol = evaluated
-    if args.image and not previous:
-        print(f"note: {args.output} had no results; the table holds only {args.image}", file=sys.stderr)
+    if partial and not previous:
+        print(f"note: {args.output} had no results; the table holds only {args.image or args.method}", file=sys.stderr)
     shared = data.shared_dir()
     paper_dir = shared / "reference" if shared and (shared / "reference").is_dir() else None
-    rows, kept = benchmark.run(protocol, data_dir, args.folds, paper_dir=paper_dir, images=args.image)
-    rows = benchmark.merge_results(previous, rows, protocol)
+    rows, kept = benchmark.run(protocol, data_dir, args.folds, paper_dir=paper_dir, images=args.image,
+                               methods=args.method)
+    rows = benchmark.merge_results(previous, rows, protocol, by_method=bool(args.method))
     written = benchmark.write_report(rows, kept, protocol, args.output, data_dir, args.folds, paper_dir)
     print((args.output / "table1.md").read_text())
     print("wrote " + ", ".join(str(p) for p in written))
@@ -356,9 +421,34 @@ def _psf_mismatch(protocol, data_dir: Path, args: argparse.Namespace) -> int:
                          "drop --train, --retrain, --only-train and --image")
     if args.quick:
         protocol = protocol.quick_version()
-    rows = mismatch.run(protocol, data_dir)
+    rows = mismatch.run(protocol, data_dir, methods=args.method)
+    if args.method:
+        rows = mismatch.merge(_previous_rows(args.output / "psf_mismatch.csv"), rows)
     written = mismatch.write_report(rows, protocol, args.output)
     print((args.output / "psf_mismatch.md").read_text())
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def _previous_rows(path: Path) -> list[dict[str, Any]]:
+    from . import benchmark
+
+    return benchmark.read_results(path) if path.is_file() else []
+
+
+def _grid(protocol, data_dir: Path, args: argparse.Namespace) -> int:
+    from . import grid
+
+    if args.train or args.retrain or args.only_train or args.image:
+        raise InputError(f"protocol {protocol.name!r} trains no network and runs every image: "
+                         "drop --train, --retrain, --only-train and --image")
+    if args.quick:
+        protocol = protocol.quick_version()
+    rows = grid.run(protocol, data_dir, methods=args.method)
+    if args.method:
+        rows = grid.merge(_previous_rows(args.output / "grid.csv"), rows)
+    written = grid.write_report(rows, protocol, args.output)
+    print((args.output / "grid.md").read_text())
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
 

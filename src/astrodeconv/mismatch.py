@@ -6,7 +6,7 @@ Airy 20 % too narrow or too wide, a Gaussian or Moffat of the same FWHM) and sco
 the clean image. All PSFs should share the truth's pixel grid (odd sides, centred on a
 pixel): a PSF centred between pixels, such as ``airy-paper``, would add a half-pixel shift to
 every wrong-PSF column. Networks without a PSF input (``cnn1``, ``cnn3``) cannot be given a
-PSF and are not part of this report.
+PSF and are not part of this report; ``restorer-universal`` takes the PSF (and sigma) as inputs and is.
 
 Rows are tidy: ``image, psf_given, method, selection, params, psnr_db, ssim, time_s``.
 """
@@ -25,8 +25,14 @@ MISMATCH_FIELDS = ("image", "psf_given", "method", "selection", "params", "psnr_
 BUILT_IN = "built in"
 
 
-def run(protocol: Protocol, data_dir: Path, progress: bool = True) -> list[dict[str, Any]]:
-    """Every image x PSF given x method x selection of a mismatch protocol (and ``none``)."""
+def run(
+    protocol: Protocol, data_dir: Path, progress: bool = True, methods: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Every image x PSF given x method x selection of a mismatch protocol (and ``none``).
+
+    Pretrained networks that take a PSF (``pretrained``, e.g. ``restorer-universal``) are given each PSF
+    and the protocol's sigma. ``methods`` keeps only those methods.
+    """
     from tqdm.auto import tqdm
 
     from .evaluation import run_method
@@ -43,6 +49,8 @@ def run(protocol: Protocol, data_dir: Path, progress: bool = True) -> list[dict[
         plan.append((k, BUILT_IN, "none", "none"))
         plan += [(k, label, method, selection) for label in given
                  for method in protocol.classical for selection in protocol.selections]
+        plan += [(k, label, method, "none") for label in given for method in protocol.pretrained]
+    plan = [entry for entry in plan if methods is None or entry[2] in methods]
     rows: list[dict[str, Any]] = []
     case = None
     bar = tqdm(plan, desc="psf mismatch", disable=not progress, unit="run")
@@ -51,10 +59,20 @@ def run(protocol: Protocol, data_dir: Path, progress: bool = True) -> list[dict[
             case = observe_case(protocol, k, data_dir)
         bar.set_postfix_str(f"{case.name} {method} {selection} psf={label}")
         psf = given.get(label, given[next(iter(given))])  # the BUILT_IN rows ("none") ignore it
-        row, _ = run_method(case.truth, case.observed, psf, method, selection, sigma=protocol.sigma,
+        params = {"sigma": protocol.sigma} if method in protocol.pretrained else {}
+        row, _ = run_method(case.truth, case.observed, psf, method, selection, params, sigma=protocol.sigma,
                             border=protocol.border)
         rows.append({"image": case.name, "psf_given": label, **row})
     return rows
+
+
+def merge(previous: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``previous`` with the rows of the same (image, psf_given, method, selection) replaced by ``rows``."""
+    def key(r: dict[str, Any]) -> tuple:
+        return (r["image"], r["psf_given"], r["method"], r["selection"])
+
+    fresh = {key(r) for r in rows}
+    return [r for r in previous if key(r) not in fresh] + rows
 
 
 def summarise(rows: list[dict[str, Any]], labels: list[str]) -> dict[str, dict[str, float]]:

@@ -33,6 +33,8 @@ import numpy as np
 from .errors import InputError
 from .methods import register
 
+#: Methods whose networks take the PSF and the noise level (a Wiener bank + CNN, in noise units).
+RESTORERS = ("restorer", "restorer-universal")
 #: Folder of the shipped model folders (``models/cnn3``, ``models/cnn1``).
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 
@@ -43,7 +45,7 @@ def shipped_model_dir(name: str) -> Path:
 
 
 @functools.lru_cache(maxsize=8)
-def _load_cached(name: str, source: str, stamp: float) -> tuple[Any, str]:
+def _load_cached(name: str, source: str, stamp: float, arch: str) -> tuple[Any, str]:
     """Load a network (cached on the resolved path and its modification time)."""
     path = Path(source)
     if path.is_file() and path.suffix.lower() in {".h5", ".hdf5"}:
@@ -55,19 +57,21 @@ def _load_cached(name: str, source: str, stamp: float) -> tuple[Any, str]:
     from .nn.store import load_model
 
     model, config, _ = load_model(path)
-    if config.arch != name:
-        raise InputError(f"model folder {path} holds a {config.arch!r} network; use method {config.arch!r}, not {name!r}")
+    if config.arch != arch:
+        raise InputError(f"model folder {path} holds a {config.arch!r} network; method {name!r} needs a {arch!r} network")
     return model, config.psf
 
 
-def load_network(name: str, model: str | Path | None = None) -> tuple[Any, str]:
+def load_network(name: str, model: str | Path | None = None, arch: str | None = None) -> tuple[Any, str]:
     """Return ``(network, psf_spec)`` for method ``name`` (cached).
 
     Parameters
     ----------
-    name : {"cnn3", "cnn1"}
+    name : {"cnn3", "cnn1", "restorer", "restorer-universal"}
     model : str or Path, optional
         Model folder or (``cnn3`` only) Keras ``.h5`` file; ``None`` for the shipped folder.
+    arch : str, optional
+        Architecture the folder must hold (default: ``name``).
     """
     if model is None:
         path = shipped_model_dir(name)
@@ -83,7 +87,7 @@ def load_network(name: str, model: str | Path | None = None) -> tuple[Any, str]:
             raise InputError(f"model not found: {path} (expected a model folder or a Keras .h5 file)")
     path = path.resolve()
     stamp = max((p.stat().st_mtime for p in ([path] + (list(path.iterdir()) if path.is_dir() else []))), default=0.0)
-    return _load_cached(name, str(path), stamp)
+    return _load_cached(name, str(path), stamp, arch or name)
 
 
 def _check_psf(psf: np.ndarray, spec: str, name: str) -> None:
@@ -142,3 +146,74 @@ def cnn1(
 ) -> np.ndarray:
     """Restore with a single learned linear filter (see :func:`cnn3` for the parameters)."""
     return _restore("cnn1", observed, psf, model, tile, device)
+
+
+def _restore_normalised(
+    name: str, observed: np.ndarray, psf: np.ndarray, sigma: float | None, model: Any, tile: int | None, device: str
+) -> np.ndarray:
+    from .nn.predict import deconvolve
+    from .nn.restorer import normalise_noise
+
+    network, spec = load_network(name, model, arch="restorer")
+    if spec != "any":
+        _check_psf(np.asarray(psf, dtype=np.float64), spec, name)
+    scaled, background, sigma = normalise_noise(observed, sigma)
+    network.set_psf(psf)
+    return deconvolve(scaled, network, tile=tile, device=device) * sigma + background
+
+
+@register("restorer-universal", "Wiener bank from the given PSF + residual CNN, any PSF and noise level (default)",
+          sigma=None, model=None, tile=None, device="cpu")
+def restorer_universal(
+    observed: np.ndarray,
+    psf: np.ndarray,
+    sigma: float | None = None,
+    model: str | Path | None = None,
+    tile: int | None = None,
+    device: str = "cpu",
+) -> np.ndarray:
+    """Restore with the shipped universal restorer (:mod:`astrodeconv.nn.restorer`).
+
+    Trained on Airy, Gaussian and Moffat PSFs of FWHM 3 to 12 px, Gaussian noise of sigma
+    0.003 to 0.05 of the maximum and Poisson-Gaussian noise. The image is put in noise units
+    (``(observed - median) / sigma``), restored, and mapped back, so any units and sky level
+    work.
+
+    Parameters
+    ----------
+    observed : ndarray, shape (H, W)
+        Observation, any units.
+    psf : ndarray
+        Its PSF; the network's Wiener bank is computed from it.
+    sigma : float, optional
+        Standard deviation of the noise, in the units of ``observed``; ``None``: estimated
+        from the image (:func:`astrodeconv.selection.estimate_sigma`).
+    model : str or Path, optional
+        Restorer model folder; ``None`` for the shipped one.
+    tile : int, optional
+        Output tile side, pixels (``None``: automatic). Tiled and whole-image outputs agree.
+    device : {"cpu", "cuda", "auto"}
+
+    Returns
+    -------
+    estimate : ndarray, shape (H, W), float64, in the units of ``observed``
+    """
+    return _restore_normalised("restorer-universal", observed, psf, sigma, model, tile, device)
+
+
+@register("restorer", "Wiener bank + residual CNN trained for one PSF and noise level (the paper's by default)",
+          sigma=None, model=None, tile=None, device="cpu")
+def restorer(
+    observed: np.ndarray,
+    psf: np.ndarray,
+    sigma: float | None = None,
+    model: str | Path | None = None,
+    tile: int | None = None,
+    device: str = "cpu",
+) -> np.ndarray:
+    """Restore with a restorer trained for one setting (see :func:`restorer_universal`).
+
+    The shipped model is the paper's setting (``airy-paper``, sigma = 0.01 of the maximum);
+    another PSF gives a warning, as for ``cnn3``.
+    """
+    return _restore_normalised("restorer", observed, psf, sigma, model, tile, device)

@@ -187,3 +187,30 @@ def scaling_figure(sizes: dict[str, list[tuple[int, float]]], slopes: dict[str, 
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path, dpi=100)
+
+
+def grid_figure(means: dict[tuple[str, float], dict[str, float]], path: str | Path, reference: str = "wiener (oracle)") -> Path:
+    """One panel per PSF: each method's mean PSNR minus ``reference``'s against the noise level (log x).
+
+    ``means`` is :func:`astrodeconv.grid.cell_means`: ``{(psf label, sigma): {method: dB}}``.
+    """
+    plt = _pyplot()
+    psfs = list(dict.fromkeys(label for label, _ in means))
+    names = [n for n in dict.fromkeys(n for by in means.values() for n in by) if n not in (reference, "none")]
+    fig, axes = plt.subplots(1, len(psfs), figsize=(4.2 * len(psfs), 3.8), sharey=True, squeeze=False)
+    for ax, label in zip(axes[0], psfs):
+        sigmas = sorted(s for (p, s) in means if p == label)
+        for name in names:
+            points = [(s, means[(label, s)][name] - means[(label, s)][reference]) for s in sigmas
+                      if name in means[(label, s)] and reference in means[(label, s)]]
+            if points:
+                style = "--" if "(auto)" in name or "estimated" in name else "-"
+                ax.semilogx(*zip(*points), style, marker="o", ms=4, lw=2.5 if name.startswith("restorer") else 1.2,
+                            label=name)
+        ax.axhline(0.0, color="k", lw=0.8)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("noise sigma (fraction of the maximum)")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].set_ylabel(f"mean PSNR minus {reference} (dB)")
+    axes[0][-1].legend(fontsize=7)
+    return _save(fig, path, dpi=100)

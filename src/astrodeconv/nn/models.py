@@ -13,7 +13,7 @@ Examples
 >>> net.margin, tuple(net(torch.zeros(2, 1, 32, 32)).shape)
 (9, (2, 1, 14, 14))
 >>> sorted(list_models())
-['cnn1', 'cnn3']
+['cnn1', 'cnn3', 'restorer']
 """
 
 from __future__ import annotations
@@ -262,3 +262,11 @@ def receptive_field_margin(model: nn.Module, size: int = 41) -> int:
     if side_r != side_c:
         raise ValueError(f"receptive field is not square: {side_r} x {side_c}")
     return (side_r - 1) // 2
+
+
+@register_model("restorer", margin=34, description="Wiener bank (4 x 49x49, from the PSF) + residual CNN of ten 3x3 convolutions, margin 34")
+def restorer(**kwargs: Any) -> nn.Module:
+    """Wiener bank + residual CNN (see :class:`astrodeconv.nn.restorer.Restorer`)."""
+    from .restorer import Restorer
+
+    return Restorer(**kwargs)

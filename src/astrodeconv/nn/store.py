@@ -102,12 +102,15 @@ class ModelConfig:
     patience: int = 0
     seed: int = 0
     loss: str = "mse"
+    model_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from .models import model_info
 
         info = model_info(self.arch)
-        if not isinstance(self.margin, int) or self.margin != info.margin:
+        if not isinstance(self.model_kwargs, dict):
+            raise InputError(f"config model_kwargs must be a mapping of constructor arguments, got {self.model_kwargs!r}")
+        if not isinstance(self.margin, int) or (self.margin != info.margin and not self.model_kwargs):
             raise InputError(f"config margin {self.margin!r} does not match architecture {self.arch!r} (margin {info.margin})")
         if not isinstance(self.psf, str) or not self.psf:
             raise InputError(f"config psf must be a non-empty PSF spec string, got {self.psf!r}")
@@ -288,7 +291,10 @@ def load_model(folder: str | Path, device: str = "cpu") -> tuple[Any, ModelConfi
         raise InputError(f"cannot read weights {wpath} (corrupt or not a torch state_dict): {exc}") from None
     if not isinstance(state, dict):
         raise InputError(f"{wpath} does not hold a state_dict (got {type(state).__name__})")
-    model = create_model(config.arch)
+    model = create_model(config.arch, **config.model_kwargs)
+    if getattr(model, "margin", config.margin) != config.margin:
+        raise InputError(f"{folder / CONFIG_FILE}: margin {config.margin} does not match the architecture built from "
+                         f"model_kwargs {config.model_kwargs} (margin {model.margin})")
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

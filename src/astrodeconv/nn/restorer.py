@@ -1,0 +1,246 @@
+"""The ``restorer`` network: a bank of finite Wiener filters followed by a residual CNN.
+
+The paper's 3-CNN learns the deconvolution and the denoising together from one PSF. The
+restorer splits them: the PSF enters through a fixed bank of Laplacian-regularised Wiener
+filters (the Tikhonov step of Sureau et al. 2020), computed from the PSF on a finite
+``kernel x kernel`` support, and a residual CNN of 3 x 3 convolutions removes what a
+linear filter cannot (noise, ringing, negative wings around stars). Giving the network
+another PSF is recomputing its bank (:meth:`Restorer.set_psf`); the learned part never
+sees the PSF itself, which is what lets one model serve many PSFs.
+
+Units. The network works in *noise units*: its input is ``(y - background) / sigma``, so
+the noise has unit standard deviation and the sky sits at zero whatever the image's own
+units (:func:`normalise_noise`). Its output is mapped back with the same affine map, which
+makes the restoration equivariant to ``a y + b`` (``a > 0``).
+
+Shapes. Every convolution is "valid": an input ``(B, 1, H, W)`` gives ``(B, 1, H - 2 m,
+W - 2 m)`` with ``m = kernel // 2 + depth`` (34 pixels for the defaults), so tiles with
+an overlap of ``m`` pixels reproduce the whole-image output exactly
+(:func:`astrodeconv.nn.predict.deconvolve`).
+
+Cost per output pixel: ``len(balances) kernel^2`` multiply-adds for the bank plus about
+``9 features^2 (depth - 2)`` for the CNN (84 k for the defaults; ``cnn3`` needs 44 k).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..errors import InputError
+
+__all__ = ["BANK_BALANCES", "Restorer", "normalise_noise", "wiener_bank"]
+
+#: Wiener balances of the bank. A balance is a noise-to-signal ratio, so it does not depend
+#: on the image's units: the paper's setting (sigma = 0.01 of the maximum) is best served by
+#: about 0.03 and sigma from 0.003 to 0.05 by about 0.003 to 0.8.
+BANK_BALANCES = (0.001, 0.01, 0.1, 1.0)
+
+
+def wiener_bank(psf: np.ndarray, balances: Sequence[float] = BANK_BALANCES, kernel: int = 49) -> np.ndarray:
+    """Spatial kernels of Laplacian-regularised Wiener filters for ``psf``, cropped to a square.
+
+    Filter ``k`` is ``conj(T) / (|T|^2 + balances[k] |L|^2)`` (as in
+    :func:`astrodeconv.classical.wiener`) on a periodic grid four times the kernel side,
+    brought back to space and cropped to ``kernel x kernel`` around its origin.
+
+    Parameters
+    ----------
+    psf : ndarray, shape (h, w)
+        PSF (normalised to sum 1 here), origin at ``((h - 1) // 2, (w - 1) // 2)``.
+    balances : sequence of float, each > 0
+    kernel : int
+        Odd side of the kernels, pixels.
+
+    Returns
+    -------
+    bank : ndarray, shape (len(balances), kernel, kernel), float32
+        Cross-correlation kernels (flipped, ready for ``torch.nn.functional.conv2d``): output
+        pixel ``(i, j)`` of a "valid" correlation is the filtered image at input pixel
+        ``(i + kernel // 2, j + kernel // 2)``.
+
+    Examples
+    --------
+    >>> from astrodeconv.psf import gaussian
+    >>> bank = wiener_bank(gaussian(4.0), kernel=25)
+    >>> bank.shape, [round(float(k.sum()), 2) for k in bank]
+    ((4, 25, 25), [1.0, 1.0, 1.0, 1.0])
+    """
+    from ..classical import laplacian_kernel
+    from ..forward import psf_otf
+    from ..psf import validate
+
+    psf = validate(psf)
+    kernel = int(kernel)
+    if kernel < 3 or kernel % 2 == 0:
+        raise InputError(f"Wiener bank kernel must be an odd number of pixels >= 3, got {kernel}")
+    balances = [float(b) for b in balances]
+    if not balances or min(balances) <= 0:
+        raise InputError(f"Wiener bank balances must be positive, got {balances}")
+    n = max(4 * kernel, 2 * max(psf.shape))
+    otf = psf_otf(psf, (n, n))
+    reg2 = np.abs(psf_otf(laplacian_kernel(), (n, n))) ** 2
+    half = kernel // 2
+    out = np.empty((len(balances), kernel, kernel), dtype=np.float32)
+    for k, balance in enumerate(balances):
+        impulse = np.fft.irfft2(np.conj(otf) / (np.abs(otf) ** 2 + balance * reg2), s=(n, n))
+        centred = np.fft.fftshift(impulse)[n // 2 - half : n // 2 + half + 1, n // 2 - half : n // 2 + half + 1]
+        out[k] = centred[::-1, ::-1]
+    return out
+
+
+def normalise_noise(image: np.ndarray, sigma: float | None = None) -> tuple[np.ndarray, float, float]:
+    """Put an image in noise units: ``(image - background) / sigma``.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W)
+        Observation in any units; must be finite.
+    sigma : float, optional
+        Standard deviation of its noise, image units. ``None``: estimated from the finest
+        wavelet details (:func:`astrodeconv.selection.estimate_sigma`, Donoho's robust
+        estimator, the one ``skimage.restoration.estimate_sigma`` uses).
+
+    Returns
+    -------
+    scaled : ndarray, shape (H, W), float32
+    background : float
+        Median of the image, image units.
+    sigma : float
+        Noise standard deviation used, image units.
+    """
+    from ..selection import estimate_sigma
+
+    image = np.asarray(image, dtype=np.float64)
+    if sigma is None:
+        sigma = estimate_sigma(image)
+        if not sigma > 0:
+            raise InputError("the image's noise level estimates to 0 (no noise, or a flat or quantised image); pass sigma")
+    else:
+        sigma = float(sigma)
+        if not (np.isfinite(sigma) and sigma > 0):
+            raise InputError(f"sigma must be a positive number (the noise's standard deviation, image units), got {sigma!r}")
+    background = float(np.median(image))
+    return ((image - background) / sigma).astype(np.float32), background, sigma
+
+
+class Restorer(nn.Module):
+    """Wiener bank + residual CNN on noise-normalised images (see the module docstring).
+
+    ``features(y)``: the bank's ``C`` filtered images and ``y`` itself, all "valid"
+    (``kernel // 2`` lost per side), ``C + 1`` channels. ``head(f)``: ``depth`` 3 x 3
+    convolutions (ReLU between them) plus a linear 1 x 1 skip from the centred features,
+    initialised to pass the middle Wiener filter through.
+
+    Parameters
+    ----------
+    features : int
+        Channels of the hidden convolutions.
+    depth : int
+        Number of 3 x 3 convolutions (>= 2).
+    kernel : int
+        Odd side of the Wiener kernels.
+    balances : sequence of float
+        Balances of the bank.
+    psf : ndarray, optional
+        PSF whose bank is installed now (else call :meth:`set_psf` before use).
+
+    Shapes
+    ------
+    input ``(B, 1, H, W)`` -> output ``(B, 1, H - 2 margin, W - 2 margin)``,
+    ``margin = kernel // 2 + depth``.
+    """
+
+    def __init__(
+        self,
+        features: int = 32,
+        depth: int = 10,
+        kernel: int = 49,
+        balances: Sequence[float] = BANK_BALANCES,
+        psf: np.ndarray | None = None,
+    ) -> None:
+        super().__init__()
+        features, depth, kernel = int(features), int(depth), int(kernel)
+        if depth < 2 or features < 1:
+            raise InputError(f"restorer needs depth >= 2 and features >= 1, got depth={depth}, features={features}")
+        if kernel < 3 or kernel % 2 == 0:
+            raise InputError(f"restorer kernel must be an odd number of pixels >= 3, got {kernel}")
+        self.balances = tuple(float(b) for b in balances)
+        self.kernel = kernel
+        self.depth = depth
+        self.margin = kernel // 2 + depth
+        channels = len(self.balances) + 1
+        self.register_buffer("bank", torch.zeros(len(self.balances), 1, kernel, kernel))
+        layers: list[nn.Module] = [nn.Conv2d(channels, features, 3), nn.ReLU(inplace=True)]
+        for _ in range(depth - 2):
+            layers += [nn.Conv2d(features, features, 3), nn.ReLU(inplace=True)]
+        layers.append(nn.Conv2d(features, 1, 3))
+        self.body = nn.Sequential(*layers)
+        self.skip = nn.Conv2d(channels, 1, 1)
+        for layer in self.body:
+            if isinstance(layer, nn.Conv2d):
+                nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+                nn.init.zeros_(layer.bias)
+        with torch.no_grad():
+            self.body[-1].weight.mul_(0.1)
+            self.skip.weight.zero_()
+            self.skip.weight[0, len(self.balances) // 2] = 1.0
+            self.skip.bias.zero_()
+        if psf is not None:
+            self.set_psf(psf)
+
+    def set_psf(self, psf: np.ndarray) -> "Restorer":
+        """Install the Wiener bank of ``psf`` (in place); returns the module."""
+        bank = wiener_bank(psf, self.balances, self.kernel)
+        with torch.no_grad():
+            self.bank.copy_(torch.from_numpy(bank)[:, None].to(self.bank.device, self.bank.dtype))
+        return self
+
+    def features(self, y: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, H, W)`` -> ``(B, C + 1, H - kernel + 1, W - kernel + 1)``."""
+        h = self.kernel // 2
+        filtered = F.conv2d(y, self.bank.to(y.dtype))
+        return torch.cat([filtered, y[:, :, h : y.shape[2] - h, h : y.shape[3] - h]], dim=1)
+
+    def head(self, f: torch.Tensor) -> torch.Tensor:
+        """``(B, C + 1, h, w)`` features -> ``(B, 1, h - 2 depth, w - 2 depth)``."""
+        d = self.depth
+        return self.skip(f[:, :, d : f.shape[2] - d, d : f.shape[3] - d]) + self.body(f)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(y))
+
+    def extra_repr(self) -> str:
+        return f"kernel={self.kernel}, depth={self.depth}, balances={self.balances}, margin={self.margin}"
+
+
+def restorer_config(model: Any) -> dict[str, Any]:
+    """Constructor arguments that rebuild ``model`` (without its PSF)."""
+    body_convs = [m for m in model.body if isinstance(m, nn.Conv2d)]
+    return {"features": body_convs[0].out_channels, "depth": model.depth, "kernel": model.kernel,
+            "balances": list(model.balances)}
+
+
+class NoiseUnits(nn.Module):
+    """Run a restorer in noise units: ``net((y - background) / sigma) * sigma + background``.
+
+    The affine maps are pixel-wise, so the wrapped network keeps the restorer's ``margin`` and
+    tiles exactly as it does (used by streamed and Dask prediction, where the statistics come
+    from the whole image or a sample of it, not from each tile).
+    """
+
+    def __init__(self, net: Restorer, background: float, sigma: float) -> None:
+        super().__init__()
+        if not (np.isfinite(sigma) and sigma > 0):
+            raise InputError(f"sigma must be a positive number, got {sigma!r}")
+        self.net = net
+        self.background = float(background)
+        self.sigma = float(sigma)
+        self.margin = net.margin
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return self.net((y - self.background) / self.sigma) * self.sigma + self.background

@@ -1,0 +1,141 @@
+"""The restorer: Wiener bank, noise units, tiling, scenes, training, methods."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from astrodeconv.errors import InputError
+from astrodeconv.forward import blur, observe
+from astrodeconv.metrics import psnr
+from astrodeconv.nn import create_model
+from astrodeconv.nn.models import receptive_field_margin
+from astrodeconv.nn.predict import deconvolve
+from astrodeconv.nn.restorer import Restorer, normalise_noise, wiener_bank
+from astrodeconv.psf import airy_paper, gaussian, moffat
+
+
+def tiny(psf=None, **kwargs) -> Restorer:
+    torch.manual_seed(0)
+    return Restorer(**{"features": 4, "depth": 3, "kernel": 15, **kwargs}, psf=gaussian(3.0) if psf is None else psf)
+
+
+def test_bank_kernels_restore_a_periodic_blur_like_the_fft_wiener_filter(rng):
+    from astrodeconv.classical import wiener
+
+    x = rng.random((96, 96))
+    psf = gaussian(3.0)
+    y = blur(x, psf, "periodic")
+    bank = wiener_bank(psf, balances=(1e-2,), kernel=41)[0]
+    # Valid correlation with the flipped kernel == the FFT Wiener filter away from the borders.
+    from scipy.signal import correlate
+
+    spatial = correlate(np.pad(y, 20, mode="wrap"), bank.astype(np.float64), mode="valid")
+    fft = wiener(y, psf, balance=1e-2)
+    assert np.max(np.abs(spatial - fft)) < 2e-3 * np.ptp(fft)
+
+
+def test_bank_rejects_bad_kernel_and_balances():
+    with pytest.raises(InputError, match="odd"):
+        wiener_bank(gaussian(3.0), kernel=10)
+    with pytest.raises(InputError, match="positive"):
+        wiener_bank(gaussian(3.0), balances=(0.0,))
+
+
+def test_registered_margin_matches_an_impulse():
+    net = create_model("restorer", psf=airy_paper())
+    assert net.margin == 34
+    small = tiny()
+    assert receptive_field_margin(small, size=4 * small.margin + 3) == small.margin
+
+
+def test_shapes_and_every_parameter_gets_a_gradient(rng):
+    net = create_model("restorer", psf=airy_paper())
+    x = torch.from_numpy(rng.standard_normal((2, 1, 90, 80), dtype=np.float32))
+    out = net(x)
+    assert tuple(out.shape) == (2, 1, 90 - 68, 80 - 68) and torch.isfinite(out).all()
+    torch.mean(out**2).backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None and float(p.grad.abs().sum()) > 0, name
+    assert not net.bank.requires_grad  # the Wiener bank is computed from the PSF, not learned
+
+
+def test_tiled_prediction_equals_whole_image(rng):
+    net = tiny()
+    y = rng.standard_normal((61, 53)).astype(np.float32)
+    whole = deconvolve(y, net)
+    for tile in (8, 17, 40):
+        np.testing.assert_allclose(deconvolve(y, net, tile=tile), whole, atol=1e-4)
+
+
+def test_normalise_noise_uses_median_and_sigma(rng):
+    y = 5.0 + 0.2 * rng.standard_normal((128, 128))
+    z, background, sigma = normalise_noise(y)
+    assert abs(background - 5.0) < 0.01 and abs(sigma - 0.2) < 0.01
+    assert abs(np.std(z) - 1.0) < 0.02
+    z2, _, sigma2 = normalise_noise(y, sigma=0.5)
+    assert sigma2 == 0.5 and np.allclose(z2, (y - np.median(y)) / 0.5, atol=1e-5)
+    with pytest.raises(InputError, match="sigma must be a positive"):
+        normalise_noise(y, sigma=-1.0)
+    with pytest.raises(InputError, match="estimates to 0"):
+        normalise_noise(np.ones((16, 16)))
+
+
+def test_restoration_is_equivariant_to_units_and_offsets(small_image, tmp_path):
+    from astrodeconv.methods import restore
+    from astrodeconv.nn.restorer import restorer_config
+    from astrodeconv.nn.store import ModelConfig, save_model
+
+    net = tiny()
+    save_model(net, tmp_path / "m", ModelConfig(arch="restorer", margin=net.margin, psf="any", sigma=0.0,
+                                                patch_size=2 * net.margin + 8, target_size=8,
+                                                model_kwargs=restorer_config(net)))
+    y = observe(small_image, gaussian(3.0), sigma=0.01, rng=0)
+    a = restore(y, gaussian(3.0), "restorer-universal", model=tmp_path / "m", sigma=0.01)
+    b = restore(1000.0 * y + 37.0, gaussian(3.0), "restorer-universal", model=tmp_path / "m", sigma=10.0)
+    np.testing.assert_allclose(b, 1000.0 * a + 37.0, rtol=1e-5, atol=1e-3)
+
+
+def test_scenes_are_in_noise_units_and_aligned(rng):
+    from astrodeconv.nn.scenes import SETTINGS, simulate_scene
+
+    x = np.zeros((300, 300))
+    x[150, 150] = 1.0
+    scene = simulate_scene(x, SETTINGS["paper"], np.random.default_rng(1), size=200)
+    assert scene.observed.shape == scene.truth.shape == (200, 200)
+    assert scene.psf_spec == "airy-paper" and scene.scale == 0.01
+    # The truth is the clean crop; the observation is its blur: both peak at the same place (+- half a pixel).
+    t = np.unravel_index(np.argmax(scene.truth), scene.truth.shape)
+    o = np.unravel_index(np.argmax(blur(scene.truth, gaussian(3.0))), scene.truth.shape)
+    assert np.abs(np.subtract(t, o)).max() <= 1
+    assert abs(np.std(scene.observed[:50, :50]) - 1.0) < 0.15  # empty sky: unit noise
+    universal = [simulate_scene(x, SETTINGS["universal"], np.random.default_rng(s), size=64) for s in range(30)]
+    assert {s.psf_spec.split(":")[0] for s in universal} >= {"airy", "gaussian", "moffat"}
+    assert all(0.003 <= s.sigma <= 0.05 for s in universal)
+
+
+def test_training_lowers_the_validation_loss_and_resumes(tmp_path, small_image, rng):
+    from astrodeconv.nn.restorer_training import train_restorer
+    from astrodeconv.nn.store import load_model
+
+    images = [np.pad(small_image, 150, mode="symmetric") for _ in range(2)]
+    kwargs = dict(setting="universal", scenes=4, patches=4, out_size=8, batch=8, val_scenes=4, progress=False,
+                  model_kwargs={"features": 4, "depth": 3, "kernel": 15}, threads=1)
+    out = tmp_path / "model"
+    train_restorer(images, out, epochs=3, **kwargs)
+    model, config, meta = load_model(out)
+    assert config.arch == "restorer" and config.model_kwargs["depth"] == 3
+    assert meta["finished"] and meta["epochs_run"] == 3 and not (out / "checkpoint.pt").exists()
+    rows = [line.split(",") for line in (out / "history.csv").read_text().splitlines()[1:]]
+    val = [float(r[2]) for r in rows]
+    assert min(val[1:]) < val[0]  # relative to the bank's middle Wiener filter, the error falls
+
+    # Killed after epoch 1, resumed: the same weights as the uninterrupted run.
+    part = tmp_path / "part"
+    train_restorer(images, part, epochs=3, stop_after=1, **kwargs)
+    assert (part / "checkpoint.pt").exists()
+    train_restorer(images, part, epochs=3, **kwargs)
+    resumed, _, _ = load_model(part)
+    for a, b in zip(model.state_dict().values(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b)
