@@ -121,7 +121,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--setting", default="universal", choices=("universal", "paper"),
                    help="scene distribution: universal (Airy/Gaussian/Moffat FWHM 3-12, sigma 0.003-0.05, Poisson) "
                    "or paper (airy-paper, sigma 0.01)")
-    p.add_argument("--epochs", type=int, default=150)
+    p.add_argument("--epochs", type=int, default=120)
     p.add_argument("--scenes", type=int, default=64, help="new 256 x 256 scenes per epoch")
     p.add_argument("--patches", type=int, default=16, help="windows drawn per scene")
     p.add_argument("--batch", type=int, default=32)

@@ -80,7 +80,7 @@ def train_restorer(
     images: Sequence[np.ndarray | str | os.PathLike],
     out_dir: str | os.PathLike,
     setting: str = "paper",
-    epochs: int = 200,
+    epochs: int = 120,
     scenes: int = 64,
     patches: int = 16,
     out_size: int = 48,
