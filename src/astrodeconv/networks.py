@@ -1,6 +1,6 @@
-"""The paper's networks as restoration methods: ``cnn3`` and ``cnn1``.
+"""Networks as restoration methods: the paper's ``cnn3`` and ``cnn1``, and the restorers.
 
-Both are registered in :mod:`astrodeconv.methods` with the parameters
+``cnn3`` and ``cnn1`` are registered in :mod:`astrodeconv.methods` with the parameters
 
 * ``model`` — ``None`` (the model folder shipped in ``astrodeconv/models/<name>/``), the
   path of a model folder written by :func:`astrodeconv.nn.train`, or, for ``cnn3``, one of
@@ -13,6 +13,11 @@ A network restores observations made with the PSF and noise it was trained for (
 shipped ones: the paper's ``airy-paper`` PSF and sigma = 0.01 on images normalised to a
 maximum of 1); a different PSF gives a warning. torch is imported only when a network is
 used, so ``import astrodeconv`` stays light.
+
+``restorer-universal`` (the command line's default) and ``restorer`` take the PSF and the
+noise level as inputs (:mod:`astrodeconv.nn.restorer`): they also accept ``sigma`` (the
+noise's standard deviation in the image's units; ``None``: estimated from the image) and
+work in any units.
 
 Examples
 --------
