@@ -27,13 +27,33 @@ def test_bank_kernels_restore_a_periodic_blur_like_the_fft_wiener_filter(rng):
     x = rng.random((96, 96))
     psf = gaussian(3.0)
     y = blur(x, psf, "periodic")
-    bank = wiener_bank(psf, balances=(1e-2,), kernel=41)[0]
+    bank = wiener_bank(psf, balances=(1e-2,), kernel=41, taper=False)[0]
     # Valid correlation with the flipped kernel == the FFT Wiener filter away from the borders.
     from scipy.signal import correlate
 
     spatial = correlate(np.pad(y, 20, mode="wrap"), bank.astype(np.float64), mode="valid")
     fft = wiener(y, psf, balance=1e-2)
     assert np.max(np.abs(spatial - fft)) < 2e-3 * np.ptp(fft)
+
+
+def test_tapered_bank_keeps_the_mean_level_of_a_wide_psf(sky):
+    """A plain cut of a wide Airy's inverse changes the image's level; the Hann taper does not."""
+    from scipy.signal import correlate
+
+    from astrodeconv.classical import wiener
+    from astrodeconv.psf import airy
+
+    x = sky("m101_dss1")[100:356, 100:356]
+    psf = airy(12.0, size=129)
+    y = blur(x, psf, "periodic")
+    scores = {}
+    for taper in (False, True):
+        kernel = wiener_bank(psf, balances=(0.1,), kernel=49, taper=taper)[0].astype(np.float64)
+        restored = correlate(np.pad(y, 24, mode="wrap"), kernel, mode="valid")
+        scores[taper] = psnr(restored, x, 1.0, border=32)
+    full = psnr(wiener(y, psf, balance=0.1), x, 1.0, border=32)
+    assert scores[True] > scores[False] + 10.0
+    assert scores[True] > full - 1.5
 
 
 def test_bank_rejects_bad_kernel_and_balances():

@@ -167,8 +167,9 @@ def train_folds(
 
                 settings = dict(protocol.restorer_training)
                 init = settings.pop("init", None)
-                train_restorer(others, folder, init=shipped_model_dir(init) if init else None, progress=progress,
-                               extra_meta=meta, **settings)
+                if init and "/" not in init:  # a shipped model's name, else a model folder
+                    init = shipped_model_dir(init)
+                train_restorer(others, folder, init=init, progress=progress, extra_meta=meta, **settings)
             else:
                 train(others, folder, arch=arch, psf_spec=protocol.psf, sigma=protocol.sigma, resume=True,
                       progress=progress, extra_meta=meta, **dict(protocol.training))
@@ -297,6 +298,18 @@ def _protocol_record(protocol: Protocol) -> dict[str, Any]:
     return {k: v for k, v in asdict(protocol).items() if k not in _NOT_IDENTITY}
 
 
+def replace_rows(previous: list[dict[str, Any]], rows: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    """``previous`` without the rows whose ``keys`` match a row of ``rows``, then ``rows``.
+
+    Values are compared as text, so rows read back from CSV match freshly computed ones.
+    """
+    def key(row: dict[str, Any]) -> tuple[str, ...]:
+        return tuple(str(row[k]) for k in keys)
+
+    fresh = {key(r) for r in rows}
+    return [r for r in previous if key(r) not in fresh] + rows
+
+
 def merge_results(
     previous: list[dict[str, Any]], rows: list[dict[str, Any]], protocol: Protocol, by_method: bool = False
 ) -> list[dict[str, Any]]:
@@ -305,8 +318,7 @@ def merge_results(
     With ``by_method`` only the (image, method, selection) rows present in ``rows`` are replaced.
     """
     if by_method:
-        fresh = {(r["image"], r["method"], r["selection"]) for r in rows}
-        merged = [r for r in previous if (r["image"], r["method"], r["selection"]) not in fresh] + rows
+        merged = replace_rows(previous, rows, ("image", "method", "selection"))
     else:
         fresh = {row["image"] for row in rows}
         merged = [row for row in previous if row["image"] not in fresh] + rows

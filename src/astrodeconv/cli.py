@@ -416,39 +416,30 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 def _psf_mismatch(protocol, data_dir: Path, args: argparse.Namespace) -> int:
     from . import mismatch
 
-    if args.train or args.retrain or args.only_train or args.image:
-        raise InputError(f"protocol {protocol.name!r} trains no network and runs every image: "
-                         "drop --train, --retrain, --only-train and --image")
-    if args.quick:
-        protocol = protocol.quick_version()
-    rows = mismatch.run(protocol, data_dir, methods=args.method)
-    if args.method:
-        rows = mismatch.merge(_previous_rows(args.output / "psf_mismatch.csv"), rows)
-    written = mismatch.write_report(rows, protocol, args.output)
-    print((args.output / "psf_mismatch.md").read_text())
-    print("wrote " + ", ".join(str(p) for p in written))
-    return 0
-
-
-def _previous_rows(path: Path) -> list[dict[str, Any]]:
-    from . import benchmark
-
-    return benchmark.read_results(path) if path.is_file() else []
+    return _report(protocol, data_dir, args, mismatch, "psf_mismatch")
 
 
 def _grid(protocol, data_dir: Path, args: argparse.Namespace) -> int:
     from . import grid
 
+    return _report(protocol, data_dir, args, grid, "grid")
+
+
+def _report(protocol, data_dir: Path, args: argparse.Namespace, module: Any, stem: str) -> int:
+    """Run a protocol without training (``module.run``), merge ``--method`` rows, write ``<stem>.*``."""
+    from . import benchmark
+
     if args.train or args.retrain or args.only_train or args.image:
         raise InputError(f"protocol {protocol.name!r} trains no network and runs every image: "
                          "drop --train, --retrain, --only-train and --image")
     if args.quick:
         protocol = protocol.quick_version()
-    rows = grid.run(protocol, data_dir, methods=args.method)
-    if args.method:
-        rows = grid.merge(_previous_rows(args.output / "grid.csv"), rows)
-    written = grid.write_report(rows, protocol, args.output)
-    print((args.output / "grid.md").read_text())
+    rows = module.run(protocol, data_dir, methods=args.method)
+    previous = args.output / f"{stem}.csv"
+    if args.method and previous.is_file():
+        rows = module.merge(benchmark.read_results(previous), rows)
+    written = module.write_report(rows, protocol, args.output)
+    print((args.output / f"{stem}.md").read_text())
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .benchmark import Protocol, observe_case, write_results
+from .benchmark import Protocol, observe_case, replace_rows, write_results
 from .errors import InputError
 
 GRID_FIELDS = ("image", "psf", "sigma", "method", "selection", "params", "psnr_db", "ssim", "time_s")
@@ -66,11 +66,7 @@ def run(protocol: Protocol, data_dir: Path, methods: list[str] | None = None, pr
 
 def merge(previous: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``previous`` with the rows of the same (image, psf, sigma, method, selection) replaced by ``rows``."""
-    def key(r: dict[str, Any]) -> tuple:
-        return (r["image"], r["psf"], float(r["sigma"]), r["method"], r["selection"])
-
-    fresh = {key(r) for r in rows}
-    return [r for r in previous if key(r) not in fresh] + rows
+    return replace_rows(previous, rows, ("image", "psf", "sigma", "method", "selection"))
 
 
 def cell_means(rows: list[dict[str, Any]]) -> dict[tuple[str, float], dict[str, float]]:

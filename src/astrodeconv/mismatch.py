@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .benchmark import Protocol, observe_case, write_results
+from .benchmark import Protocol, observe_case, replace_rows, write_results
 from .errors import InputError
 
 MISMATCH_FIELDS = ("image", "psf_given", "method", "selection", "params", "psnr_db", "ssim", "time_s")
@@ -68,11 +68,7 @@ def run(
 
 def merge(previous: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``previous`` with the rows of the same (image, psf_given, method, selection) replaced by ``rows``."""
-    def key(r: dict[str, Any]) -> tuple:
-        return (r["image"], r["psf_given"], r["method"], r["selection"])
-
-    fresh = {key(r) for r in rows}
-    return [r for r in previous if key(r) not in fresh] + rows
+    return replace_rows(previous, rows, ("image", "psf_given", "method", "selection"))
 
 
 def summarise(rows: list[dict[str, Any]], labels: list[str]) -> dict[str, dict[str, float]]:

@@ -38,10 +38,11 @@ def scene_batch(
 ) -> tuple[Any, Any, Any]:
     """Bank features, targets and weights of ``patches`` random windows per scene.
 
-    A window's weight is one over the mean squared error of the bank's middle Wiener filter
-    on its scene, so the loss is a squared error relative to that filter's: every scene
-    counts alike whatever its noise level and dynamic range (a plain squared error in noise
-    units would be ruled by the bright stars of the least noisy scenes).
+    A window's weight is one over the mean squared error of the best of the network's input
+    channels (the bank's Wiener filters and the observation) on its scene, so the loss is a
+    squared error relative to the best linear filter of the bank: every scene counts alike
+    whatever its noise level and dynamic range (a plain squared error in noise units would be
+    ruled by the bright stars of the least noisy scenes).
 
     Returns
     -------
@@ -59,7 +60,7 @@ def scene_batch(
             model.set_psf(scene.psf)
             f = model.features(torch.from_numpy(scene.observed)[None, None])[0]
             t = torch.from_numpy(scene.truth[h:-h, h:-h])
-            weight = 1.0 / max(float(torch.mean((f[len(model.balances) // 2] - t) ** 2)), 1e-6)
+            weight = 1.0 / max(float(torch.mean((f - t) ** 2, dim=(1, 2)).min()), 1e-6)
             if f.shape[-1] < side:
                 raise InputError(f"scene of side {scene.observed.shape[0]} is too small for windows of {side} px")
             rows = rng.integers(0, f.shape[1] - side + 1, size=patches)
