@@ -121,9 +121,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--setting", default="universal", choices=("universal", "paper"),
                    help="scene distribution: universal (Airy/Gaussian/Moffat FWHM 3-12, sigma 0.003-0.05, Poisson) "
                    "or paper (airy-paper, sigma 0.01)")
-    p.add_argument("--epochs", type=int, default=120)
+    p.add_argument("--epochs", type=int, default=70)
     p.add_argument("--scenes", type=int, default=64, help="new 256 x 256 scenes per epoch")
     p.add_argument("--patches", type=int, default=16, help="windows drawn per scene")
+    p.add_argument("--val-scenes", type=int, default=32, help="fixed validation scenes")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3, help="initial Adam learning rate (cosine decay to 0)")
     p.add_argument("--init", type=Path, help="restorer model folder to start from (fine-tuning)")
@@ -373,7 +374,8 @@ def _cmd_train_restorer(args: argparse.Namespace) -> int:
     if args.output.exists() and (args.output / "weights.pt").exists() and not (args.output / "checkpoint.pt").exists():
         raise InputError(f"{args.output} already holds a finished model; choose another folder")
     out = train_restorer(list(args.images), args.output, setting=args.setting, epochs=args.epochs, scenes=args.scenes,
-                         patches=args.patches, batch=args.batch, lr=args.lr, init=args.init, seed=args.seed,
+                         patches=args.patches, val_scenes=args.val_scenes, batch=args.batch, lr=args.lr,
+                         init=args.init, seed=args.seed,
                          threads=args.threads)
     print(f"model written to {out}")
     return 0

@@ -81,7 +81,7 @@ def train_restorer(
     images: Sequence[np.ndarray | str | os.PathLike],
     out_dir: str | os.PathLike,
     setting: str = "paper",
-    epochs: int = 120,
+    epochs: int = 70,
     scenes: int = 64,
     patches: int = 16,
     out_size: int = 48,
