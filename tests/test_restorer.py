@@ -10,7 +10,6 @@ from astrodeconv.errors import InputError
 from astrodeconv.forward import blur, observe
 from astrodeconv.metrics import psnr
 from astrodeconv.nn import create_model
-from astrodeconv.nn.models import receptive_field_margin
 from astrodeconv.nn.predict import deconvolve
 from astrodeconv.nn.restorer import Restorer, normalise_noise, wiener_bank
 from astrodeconv.psf import airy_paper, gaussian, moffat
@@ -66,8 +65,17 @@ def test_bank_rejects_bad_kernel_and_balances():
 def test_registered_margin_matches_an_impulse():
     net = create_model("restorer", psf=airy_paper())
     assert net.margin == 34
-    small = tiny()
-    assert receptive_field_margin(small, size=4 * small.margin + 3) == small.margin
+    small = tiny().double()
+    with torch.no_grad():  # positive weights: every ReLU active, no hidden dependency
+        for p in small.parameters():
+            p.copy_(p.abs() + 1e-3)
+        size = 4 * small.margin + 3
+        base = torch.ones(1, 1, size, size, dtype=torch.float64)
+        impulse = base.clone()
+        impulse[0, 0, size // 2, size // 2] += 1.0
+        changed = (small(impulse) - small(base)).abs()[0, 0] > 1e-9  # the FFT bank's rounding is ~1e-15
+    rows, cols = changed.any(dim=1).nonzero().flatten(), changed.any(dim=0).nonzero().flatten()
+    assert int(rows.max() - rows.min()) == int(cols.max() - cols.min()) == 2 * small.margin
 
 
 def test_shapes_and_every_parameter_gets_a_gradient(rng):
@@ -79,6 +87,17 @@ def test_shapes_and_every_parameter_gets_a_gradient(rng):
     for name, p in net.named_parameters():
         assert p.grad is not None and float(p.grad.abs().sum()) > 0, name
     assert not net.bank.requires_grad  # the Wiener bank is computed from the PSF, not learned
+
+
+def test_fft_bank_equals_direct_correlation(rng):
+    from torch.nn import functional as F
+
+    net = create_model("restorer", psf=airy_paper())
+    y = torch.from_numpy(rng.standard_normal((2, 1, 70, 83), dtype=np.float32)) * 50
+    direct = F.conv2d(y, net.bank)
+    torch.testing.assert_close(net.features(y)[:, : direct.shape[1]], direct, atol=1e-3, rtol=1e-5)
+    with pytest.raises(InputError, match="smaller than its 49-px"):
+        net.features(torch.zeros(1, 1, 40, 60))
 
 
 def test_tiled_prediction_equals_whole_image(rng):
@@ -159,3 +178,18 @@ def test_training_lowers_the_validation_loss_and_resumes(tmp_path, small_image, 
     resumed, _, _ = load_model(part)
     for a, b in zip(model.state_dict().values(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b)
+
+
+def test_train_restorer_command_writes_a_model_and_refuses_a_finished_folder(tmp_path, shared_dir, capsys):
+    from astrodeconv.cli import main
+    from astrodeconv.nn.store import load_model
+
+    image = str(shared_dir / "data" / "sky" / "m51_dss1red.fits.gz")
+    out = tmp_path / "model"
+    args = ["train-restorer", "--images", image, "-o", str(out), "--epochs", "1", "--scenes", "2", "--patches", "2",
+            "--val-scenes", "2", "--threads", "1", "--setting", "paper"]
+    assert main(args) == 0
+    model, config, meta = load_model(out)
+    assert config.psf == "airy-paper" and meta["setting"] == "paper" and meta["finished"]
+    assert main(args) == 2
+    assert "already holds a finished model" in capsys.readouterr().err

@@ -281,7 +281,9 @@ def previous_results(protocol: Protocol, out_dir: Path) -> list[dict[str, Any]]:
                          "choose another --output, or run every image (no --image)")
     theirs, ours = json.loads(recorded.read_text()), _protocol_record(protocol)
     theirs = {k: v for k, v in theirs.items() if k not in _NOT_IDENTITY}
-    differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+    # A field added to Protocol after the results were written reads as its default.
+    defaults = {f.name: f.default_factory() for f in fields(Protocol) if f.default_factory is not MISSING}
+    differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k, defaults.get(k)) != ours.get(k, defaults.get(k)))
     if differ:
         raise InputError(f"{out_dir} holds results of another protocol ({theirs.get('name')!r}, differing in {differ}); "
                          f"expected {protocol.name!r}: choose another --output, or run every image (no --image)")
