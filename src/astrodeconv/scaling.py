@@ -25,6 +25,7 @@ SCALING_METHODS: dict[str, dict[str, Any]] = {
     "tv": {"mu": 0.004, "num_iter": 5000, "tol": 1e-4},
     "cnn1": {},
     "cnn3": {},
+    "restorer": {"sigma": 0.01},
     "restorer-universal": {"sigma": 0.01},
 }
 SIZES = (256, 512, 1024, 2048, 4096)
