@@ -81,7 +81,7 @@ class ModelConfig:
     >>> ModelConfig.from_dict({"arch": "cnn3", "colour": 1})
     Traceback (most recent call last):
     ...
-    astrodeconv.errors.InputError: model config has unknown key(s) ['colour']; allowed: arch, margin, psf, sigma, patch_size, target_size, optimizer, lr, schedule, momentum, nesterov, batch, epochs, samples, val_samples, patience, seed, loss
+    astrodeconv.errors.InputError: model config has unknown key(s) ['colour']; allowed: arch, margin, psf, sigma, patch_size, target_size, optimizer, lr, schedule, momentum, nesterov, batch, epochs, samples, val_samples, patience, seed, loss, model_kwargs
     """
 
     arch: str = "cnn3"
