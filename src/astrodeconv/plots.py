@@ -208,6 +208,8 @@ def grid_figure(means: dict[tuple[str, float], dict[str, float]], path: str | Pa
                 ax.semilogx(*zip(*points), style, marker="o", ms=4, lw=2.5 if name.startswith("restorer") else 1.2,
                             label=name)
         ax.axhline(0.0, color="k", lw=0.8)
+        ax.set_xticks(sigmas, [f"{v:g}" for v in sigmas])
+        ax.minorticks_off()
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("noise sigma (fraction of the maximum)")
         ax.grid(True, which="both", alpha=0.3)
