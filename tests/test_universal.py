@@ -40,6 +40,7 @@ def test_deconvolve_defaults_to_the_universal_restorer(tmp_path, sky_fits):
     assert main(["deconvolve", str(obs), "-o", str(out)]) == 0
     header = fits.getheader(out)
     assert header["ADMETHOD"] == "restorer-universal" and header["CRVAL1"] == 202.47
+    assert '"sigma": 0.01' in header["ADPARAMS"]  # from the ADSIGMA card written by simulate
     assert metrics.psnr(fits.getdata(out).astype(float), truth, 1.0, border=8) > before + 1.0
     # Without the ADSIGMA card the noise level is estimated from the image: about as good.
     with fits.open(obs) as hdul:
@@ -47,6 +48,8 @@ def test_deconvolve_defaults_to_the_universal_restorer(tmp_path, sky_fits):
         hdul.writeto(tmp_path / "nosigma.fits")
     assert main(["deconvolve", str(tmp_path / "nosigma.fits"), "-o", str(tmp_path / "est.fits")]) == 0
     assert metrics.psnr(fits.getdata(tmp_path / "est.fits").astype(float), truth, 1.0, border=8) > before + 1.0
+    estimated = float(fits.getheader(tmp_path / "est.fits")["ADPARAMS"].split('"sigma": ')[1].split("}")[0].split(",")[0])
+    assert 0.008 < estimated < 0.012  # the estimate, recorded
 
 
 def test_streamed_restorer_equals_in_memory(tmp_path, sky_fits):

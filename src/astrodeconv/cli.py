@@ -236,8 +236,10 @@ def _cmd_deconvolve(args: argparse.Namespace) -> int:
     sigma = args.sigma if args.sigma is not None else header.get("ADSIGMA")
     if args.sigma is None and not (isinstance(sigma, (int, float)) and sigma > 0):
         sigma = None  # no usable card (e.g. a noiseless simulation): estimate it from the image
-    if "sigma" in method.defaults:  # the restorers take the noise level (None: estimated from the image)
-        params.setdefault("sigma", sigma)
+    if "sigma" in method.defaults and "sigma" not in params:  # the restorers take the noise level
+        if sigma is None:  # estimated here, as the method would, so that ADPARAMS records it
+            sigma = selection.estimate_sigma(np.where(np.isfinite(y), y, np.nanmedian(y)))
+        params["sigma"] = float(f"{float(sigma):.6g}")
     tuned = selection.SELECTED.get(args.method)
     if args.select != "none" and tuned is not None and tuned not in params:
         truth = None
