@@ -327,8 +327,7 @@ def _restorer_in_noise_units(args: argparse.Namespace, method: Any, params: dict
                              header: Any) -> tuple[Any, float]:
     """A restorer wrapped to work in noise units, with statistics from a central sample of at most 2048^2 px."""
     from . import networks, stream
-    from .nn.restorer import NoiseUnits
-    from .selection import estimate_sigma
+    from .nn.restorer import NoiseUnits, noise_statistics
 
     network, trained_for = networks.load_network(args.method, params["model"], arch="restorer")
     if trained_for != "any":
@@ -340,8 +339,8 @@ def _restorer_in_noise_units(args: argparse.Namespace, method: Any, params: dict
         r0, c0 = max(0, (height - side) // 2), max(0, (width - side) // 2)
         sample = src.read(r0, min(height, r0 + side), c0, min(width, c0 + side)) / scale
     sample = np.where(np.isfinite(sample), sample, np.nanmedian(sample))
-    sigma = params.get("sigma") or args.sigma or header.get("ADSIGMA") or estimate_sigma(sample)
-    return NoiseUnits(network, float(np.median(sample)), float(sigma)), scale
+    sigma = params.get("sigma") or args.sigma or header.get("ADSIGMA") or None
+    return NoiseUnits(network, *noise_statistics(sample, sigma)), scale
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

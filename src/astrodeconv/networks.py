@@ -157,14 +157,13 @@ def _restore_normalised(
     name: str, observed: np.ndarray, psf: np.ndarray, sigma: float | None, model: Any, tile: int | None, device: str
 ) -> np.ndarray:
     from .nn.predict import deconvolve
-    from .nn.restorer import normalise_noise
+    from .nn.restorer import NoiseUnits, noise_statistics
 
     network, spec = load_network(name, model, arch="restorer")
     if spec != "any":
         _check_psf(np.asarray(psf, dtype=np.float64), spec, name)
-    scaled, background, sigma = normalise_noise(observed, sigma)
     network.set_psf(psf)
-    return deconvolve(scaled, network, tile=tile, device=device) * sigma + background
+    return deconvolve(observed, NoiseUnits(network, *noise_statistics(observed, sigma)), tile=tile, device=device)
 
 
 @register("restorer-universal", "Wiener bank from the given PSF + residual CNN, any PSF and noise level (default)",

@@ -32,7 +32,7 @@ from torch import nn
 
 from ..errors import InputError
 
-__all__ = ["BANK_BALANCES", "Restorer", "normalise_noise", "wiener_bank"]
+__all__ = ["BANK_BALANCES", "NoiseUnits", "Restorer", "noise_statistics", "normalise_noise", "wiener_bank"]
 
 #: Wiener balances of the bank. A balance is a noise-to-signal ratio, so it does not depend
 #: on the image's units: the paper's setting (sigma = 0.01 of the maximum) is best served by
@@ -102,8 +102,8 @@ def wiener_bank(
     return out
 
 
-def normalise_noise(image: np.ndarray, sigma: float | None = None) -> tuple[np.ndarray, float, float]:
-    """Put an image in noise units: ``(image - background) / sigma``.
+def noise_statistics(image: np.ndarray, sigma: float | None = None) -> tuple[float, float]:
+    """Background and noise level that put an image in noise units, ``(image - background) / sigma``.
 
     Parameters
     ----------
@@ -116,11 +116,10 @@ def normalise_noise(image: np.ndarray, sigma: float | None = None) -> tuple[np.n
 
     Returns
     -------
-    scaled : ndarray, shape (H, W), float32
     background : float
         Median of the image, image units.
     sigma : float
-        Noise standard deviation used, image units.
+        Noise standard deviation, image units.
     """
     from ..selection import estimate_sigma
 
@@ -133,8 +132,13 @@ def normalise_noise(image: np.ndarray, sigma: float | None = None) -> tuple[np.n
         sigma = float(sigma)
         if not (np.isfinite(sigma) and sigma > 0):
             raise InputError(f"sigma must be a positive number (the noise's standard deviation, image units), got {sigma!r}")
-    background = float(np.median(image))
-    return ((image - background) / sigma).astype(np.float32), background, sigma
+    return float(np.median(image)), sigma
+
+
+def normalise_noise(image: np.ndarray, sigma: float | None = None) -> tuple[np.ndarray, float, float]:
+    """``(image - background) / sigma`` as float32, with :func:`noise_statistics`' background and sigma."""
+    background, sigma = noise_statistics(image, sigma)
+    return ((np.asarray(image, dtype=np.float64) - background) / sigma).astype(np.float32), background, sigma
 
 
 class Restorer(nn.Module):
@@ -252,8 +256,8 @@ class NoiseUnits(nn.Module):
     """Run a restorer in noise units: ``net((y - background) / sigma) * sigma + background``.
 
     The affine maps are pixel-wise, so the wrapped network keeps the restorer's ``margin`` and
-    tiles exactly as it does (used by streamed and Dask prediction, where the statistics come
-    from the whole image or a sample of it, not from each tile).
+    tiles exactly as it does: the statistics (:func:`noise_statistics`) come from the whole
+    image, or a sample of it for streamed and Dask prediction, never from each tile.
     """
 
     def __init__(self, net: Restorer, background: float, sigma: float) -> None:

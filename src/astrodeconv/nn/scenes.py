@@ -21,7 +21,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal
 
-from ..errors import InputError
 
 __all__ = ["SETTINGS", "Scene", "SceneSetting", "sample_psf", "simulate_scene"]
 
@@ -112,7 +111,7 @@ def simulate_scene(clean: np.ndarray, setting: SceneSetting, rng: np.random.Gene
     the true neighbouring sky; images smaller than the window are mirrored at their edges.
     """
     from ..psf import airy_paper
-    from ..selection import estimate_sigma
+    from .restorer import noise_statistics
 
     paper = rng.random() < setting.paper_fraction
     if paper:
@@ -141,9 +140,6 @@ def simulate_scene(clean: np.ndarray, setting: SceneSetting, rng: np.random.Gene
         observed = rng.poisson(np.clip(blurred, 0.0, None) * gain) / gain
     observed = observed + sigma * rng.standard_normal(observed.shape)
     estimated = gain is not None or rng.random() < setting.estimated_fraction
-    scale = estimate_sigma(observed) if estimated else sigma
-    if not scale > 0:
-        raise InputError("scene has no measurable noise")
-    background = float(np.median(observed))
+    background, scale = noise_statistics(observed, None if estimated else sigma)
     return Scene(((observed - background) / scale).astype(np.float32), ((truth - background) / scale).astype(np.float32),
                  psf, spec, sigma, float(scale))
