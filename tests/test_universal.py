@@ -116,3 +116,42 @@ def test_poisson_gaussian_noise_with_the_estimated_sigma(sky):
     wiener = metrics.psnr(restore(y, h, "wiener", **select("wiener", y, h, "auto")), x, 1.0, border=32)
     assert restored > metrics.psnr(y, x, 1.0, border=32) + 5.0  # 38.8 -> 47.6 dB when written
     assert restored > wiener + 5.0  # the automatic Wiener filter assumes white noise: 34.3 dB
+
+
+def test_universal_folds_train_with_extra_images_and_serve_the_reports(tmp_path, shared_dir):
+    """A leave-one-out restorer-universal fold: trained on the other images plus ``extra_images``, then used
+    for its held-out image by Table I, the grid and the PSF-mismatch report (the shipped model elsewhere)."""
+    from astrodeconv import mismatch
+    from astrodeconv.nn.store import load_model
+
+    data_dir = shared_dir / "data" / "sky"
+    path = tmp_path / "tiny.toml"
+    path.write_text(
+        'name = "tiny"\ndescription = "tiny"\nimages = ["m101_dss1", "m51_dss1red"]\npsf = "airy-paper"\n'
+        'boundary = "zero"\nsigma = 0.01\nseed = 1\ncrop = 128\nborder = 16\nclassical = []\nselections = []\n'
+        'networks = ["restorer-universal"]\n'
+        '[restorer_universal_training]\nsetting = "universal"\nextra_images = ["starfield_ukst"]\nepochs = 1\n'
+        'scenes = 2\npatches = 2\nval_scenes = 2\nout_size = 8\nbatch = 4\nthreads = 1\n'
+        'model_kwargs = {features = 4, depth = 3, kernel = 15}\n'
+    )
+    protocol = benchmark.load_protocol(path)
+    folds = tmp_path / "folds"
+    benchmark.train_folds(protocol, data_dir, folds, images=["m51_dss1red"], progress=False)
+    fold = benchmark.fold_dir(folds, "restorer-universal", "m51_dss1red")
+    _, config, meta = load_model(fold)
+    assert [r["name"] for r in meta["training_images"]] == ["m101_dss1", "starfield_ukst"]
+    assert meta["held_out"] == "m51_dss1red" and config.model_kwargs["depth"] == 3
+
+    assert benchmark.held_out_model(folds, "restorer-universal", "m51_dss1red") == {"model": str(fold)}
+    assert benchmark.held_out_model(folds, "restorer-universal", "m101_dss1") == {}
+    plan = {e["label"]: e["params"] for e in benchmark.method_plan(protocol, "m51_dss1red", folds, None)}
+    assert plan["restorer-universal"] == {"model": str(fold), "sigma": 0.01}
+
+    cell = dataclasses.replace(benchmark.load_protocol("grid").quick_version(), images=protocol.images, crop=96,
+                               grid_psfs={"airy 6": "airy:fwhm=6,size=65"}, grid_sigmas=[0.01])
+    rows = grid.run(cell, data_dir, methods=["restorer-universal"], progress=False, folds=folds)
+    assert {(r["image"], r["params"].get("model")) for r in rows} == {("m51_dss1red", str(fold)), ("m101_dss1", None)}
+    wrong = dataclasses.replace(benchmark.load_protocol("psf-mismatch").quick_version(), images=["m51_dss1red"],
+                                crop=96, psf_given={"exact": "airy:fwhm=6.507,size=65"})
+    rows = mismatch.run(wrong, data_dir, progress=False, methods=["restorer-universal"], folds=folds)
+    assert [r["params"].get("model") for r in rows] == [str(fold)]

@@ -60,6 +60,7 @@ class Protocol:
     grid_psfs: dict[str, str] = field(default_factory=dict)
     grid_sigmas: list[float] = field(default_factory=list)
     restorer_training: dict[str, Any] = field(default_factory=dict)
+    restorer_universal_training: dict[str, Any] = field(default_factory=dict)
 
     def quick_version(self) -> "Protocol":
         """The reduced protocol of ``--quick`` (smaller crops, same images and models)."""
@@ -131,6 +132,13 @@ def fold_is_trained(folder: Path) -> bool:
     return (folder / "weights.pt").is_file() and not (folder / "checkpoint.pt").exists()
 
 
+def held_out_model(folds: Path | None, method: str, image: str) -> dict[str, Any]:
+    """``{"model": folder}`` of ``method``'s leave-one-out fold for ``image`` if one is trained, else ``{}``
+    (the shipped model): a pretrained network is scored on an image it was not trained on when it can be."""
+    folder = fold_dir(folds, method, image) if folds is not None else None
+    return {"model": str(folder)} if folder is not None and fold_is_trained(folder) else {}
+
+
 def train_folds(
     protocol: Protocol,
     data_dir: Path,
@@ -147,6 +155,7 @@ def train_folds(
     """
     import shutil
 
+    from .networks import RESTORERS
     from .nn.training import train
 
     trained = []
@@ -161,14 +170,15 @@ def train_folds(
                 shutil.rmtree(folder)
             others = [data_dir / f"{name}.fits.gz" for i, name in enumerate(protocol.images) if i != k]
             meta = {"protocol": protocol.name, "held_out": image}
-            if arch == "restorer":
+            if arch in RESTORERS:
                 from .networks import shipped_model_dir
                 from .nn.restorer_training import train_restorer
 
-                settings = dict(protocol.restorer_training)
+                settings = dict(protocol.restorer_training if arch == "restorer" else protocol.restorer_universal_training)
                 init = settings.pop("init", None)
                 if init and "/" not in init:  # a shipped model's name, else a model folder
                     init = shipped_model_dir(init)
+                others += [data_dir / f"{name}.fits.gz" for name in settings.pop("extra_images", [])]
                 train_restorer(others, folder, init=init, progress=progress, extra_meta=meta, **settings)
             else:
                 train(others, folder, arch=arch, psf_spec=protocol.psf, sigma=protocol.sigma, resume=True,
@@ -193,7 +203,8 @@ def method_plan(protocol: Protocol, image: str, folds: Path, paper_dir: Path | N
                 params["sigma"] = protocol.sigma
             plan.append({"label": arch, "method": arch, "selection": "none", "params": params})
     for method in protocol.pretrained:
-        plan.append({"label": method, "method": method, "selection": "none", "params": {"sigma": protocol.sigma}})
+        plan.append({"label": method, "method": method, "selection": "none",
+                     "params": {**held_out_model(folds, method, image), "sigma": protocol.sigma}})
     if paper_dir is not None:
         released = protocol.paper_weights.get(image, protocol.paper_weights.get("default"))
         path = paper_dir / "paper_models" / PAPER_MODEL_FILE.format(released)
@@ -291,8 +302,8 @@ def previous_results(protocol: Protocol, out_dir: Path) -> list[dict[str, Any]]:
 
 
 #: Protocol fields that say which rows to compute or how to train, not what a row's number means.
-_NOT_IDENTITY = ("training", "quick", "restorer_training", "networks", "pretrained", "classical", "selections",
-                 "description")
+_NOT_IDENTITY = ("training", "quick", "restorer_training", "restorer_universal_training", "networks", "pretrained",
+                 "classical", "selections", "description")
 
 
 def _protocol_record(protocol: Protocol) -> dict[str, Any]:

@@ -437,7 +437,7 @@ def _report(protocol, data_dir: Path, args: argparse.Namespace, module: Any, ste
                          "drop --train, --retrain, --only-train and --image")
     if args.quick:
         protocol = protocol.quick_version()
-    rows = module.run(protocol, data_dir, methods=args.method)
+    rows = module.run(protocol, data_dir, methods=args.method, folds=args.folds)
     previous = args.output / f"{stem}.csv"
     if args.method and previous.is_file():
         rows = module.merge(benchmark.read_results(previous), rows)

@@ -3,7 +3,8 @@
 Every image of the protocol is observed with every PSF of ``grid_psfs`` and every noise level
 of ``grid_sigmas`` (relative to the clean maximum); each classical method (oracle and auto
 parameters) and each pretrained network of ``pretrained`` is given the true PSF. Networks get
-two rows: told the true sigma, and with sigma estimated from the observation.
+two rows: told the true sigma, and with sigma estimated from the observation; each image is
+restored by the network's leave-one-out fold (``<folds>/<method>-<image>``) when one is trained.
 
 Rows are tidy: ``image, psf, sigma, method, selection, params, psnr_db, ssim, time_s``.
 """
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .benchmark import Protocol, observe_case, replace_rows, write_results
+from .benchmark import Protocol, held_out_model, observe_case, replace_rows, write_results
 from .errors import InputError
 
 GRID_FIELDS = ("image", "psf", "sigma", "method", "selection", "params", "psnr_db", "ssim", "time_s")
@@ -32,8 +33,9 @@ def plan(protocol: Protocol, methods: list[str] | None = None) -> list[tuple[str
     return [e for e in entries if methods is None or e[0] in methods]
 
 
-def run(protocol: Protocol, data_dir: Path, methods: list[str] | None = None, progress: bool = True) -> list[dict[str, Any]]:
-    """Every image x PSF x sigma x method of a grid protocol."""
+def run(protocol: Protocol, data_dir: Path, methods: list[str] | None = None, progress: bool = True,
+        folds: Path | None = None) -> list[dict[str, Any]]:
+    """Every image x PSF x sigma x method of a grid protocol (networks from ``folds`` where trained)."""
     from tqdm.auto import tqdm
 
     from .evaluation import run_method
@@ -52,6 +54,8 @@ def run(protocol: Protocol, data_dir: Path, methods: list[str] | None = None, pr
         psf = parse_spec(spec)
         for method, selection, params, name in entries:
             bar.set_postfix_str(f"{case.name} {label} sigma={sigma} {name} {selection}")
+            if method in protocol.pretrained:
+                params = {**params, **held_out_model(folds, method, case.name)}
             if "sigma" in params:
                 params = {**params, "sigma": float(sigma)}
             row, _ = run_method(case.truth, case.observed, psf, method, "none" if selection == ESTIMATED else selection,

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .benchmark import Protocol, observe_case, replace_rows, write_results
+from .benchmark import Protocol, held_out_model, observe_case, replace_rows, write_results
 from .errors import InputError
 
 MISMATCH_FIELDS = ("image", "psf_given", "method", "selection", "params", "psnr_db", "ssim", "time_s")
@@ -26,12 +26,14 @@ BUILT_IN = "built in"
 
 
 def run(
-    protocol: Protocol, data_dir: Path, progress: bool = True, methods: list[str] | None = None
+    protocol: Protocol, data_dir: Path, progress: bool = True, methods: list[str] | None = None,
+    folds: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Every image x PSF given x method x selection of a mismatch protocol (and ``none``).
 
     Pretrained networks that take a PSF (``pretrained``, e.g. ``restorer-universal``) are given each PSF
-    and the protocol's sigma. ``methods`` keeps only those methods.
+    and the protocol's sigma; each image is restored by the network's leave-one-out fold
+    (``<folds>/<method>-<image>``) when one is trained. ``methods`` keeps only those methods.
     """
     from tqdm.auto import tqdm
 
@@ -59,7 +61,7 @@ def run(
             case = observe_case(protocol, k, data_dir)
         bar.set_postfix_str(f"{case.name} {method} {selection} psf={label}")
         psf = given.get(label, given[next(iter(given))])  # the BUILT_IN rows ("none") ignore it
-        params = {"sigma": protocol.sigma} if method in protocol.pretrained else {}
+        params = {**held_out_model(folds, method, case.name), "sigma": protocol.sigma} if method in protocol.pretrained else {}
         row, _ = run_method(case.truth, case.observed, psf, method, selection, params, sigma=protocol.sigma,
                             border=protocol.border)
         rows.append({"image": case.name, "psf_given": label, **row})
