@@ -154,29 +154,6 @@ def test_scenes_are_in_noise_units_and_aligned(rng):
     assert all(0.003 <= s.sigma <= 0.05 for s in universal)
 
 
-def test_scene_batch_references_and_the_penalised_loss(small_image):
-    from astrodeconv.nn.restorer_training import _relative_loss, scene_batch
-    from astrodeconv.nn.scenes import SETTINGS, simulate_scene
-
-    model = tiny()
-    scenes = [simulate_scene(np.pad(small_image, 150, mode="symmetric"), SETTINGS["universal"],
-                             np.random.default_rng(s), size=64) for s in range(3)]
-    feats, targets, weights, refs = scene_batch(model, scenes, 4, 8, np.random.default_rng(0))
-    assert feats.shape == (12, 6, 14, 14) and targets.shape == (12, 1, 8, 8) and weights.shape == refs.shape == (12,)
-    # A window's reference is the error of its scene's best channel there: some channel has exactly that error.
-    d = model.depth
-    channel_errors = ((feats[:, :, d:-d, d:-d] - targets) ** 2).mean(dim=(2, 3))
-    assert torch.isclose(channel_errors, refs[:, None], rtol=1e-4).any(dim=1).all()
-    # Windows better than their reference cost e * weight; worse ones cost the penalty on the excess too.
-    out = targets + 0.5
-    error = torch.full((12,), 0.25)
-    plain = _relative_loss(out, targets, weights, refs, 0.0)
-    torch.testing.assert_close(plain, (weights * error).mean())
-    torch.testing.assert_close(_relative_loss(out, targets, weights, refs, 3.0),
-                               (weights * (error + 3.0 * (error - refs).clamp(min=0))).mean())
-    assert _relative_loss(targets, targets, weights, refs, 3.0) == 0
-
-
 def test_training_lowers_the_validation_loss_and_resumes(tmp_path, small_image, rng):
     from astrodeconv.nn.restorer_training import train_restorer
     from astrodeconv.nn.store import load_model

@@ -127,8 +127,6 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-scenes", type=int, default=32, help="fixed validation scenes")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3, help="initial Adam learning rate (cosine decay to 0)")
-    p.add_argument("--penalty", type=float, default=0.0,
-                   help="extra loss weight where the network does worse than the best Wiener filter of its bank")
     p.add_argument("--init", type=Path, help="restorer model folder to start from (fine-tuning)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch threads (default: all available cores)")
@@ -378,7 +376,8 @@ def _cmd_train_restorer(args: argparse.Namespace) -> int:
         raise InputError(f"{args.output} already holds a finished model; choose another folder")
     out = train_restorer(list(args.images), args.output, setting=args.setting, epochs=args.epochs, scenes=args.scenes,
                          patches=args.patches, val_scenes=args.val_scenes, batch=args.batch, lr=args.lr,
-                         penalty=args.penalty, init=args.init, seed=args.seed, threads=args.threads)
+                         init=args.init, seed=args.seed,
+                         threads=args.threads)
     print(f"model written to {out}")
     return 0
 

@@ -36,46 +36,40 @@ SCENE_SIZE = 256
 def scene_batch(
     model: Any, scenes: list[Any], patches: int, out_size: int, rng: np.random.Generator
 ) -> tuple[Any, Any, Any]:
-    """Bank features, targets, weights and reference errors of ``patches`` random windows per scene.
+    """Bank features, targets and weights of ``patches`` random windows per scene.
 
     A window's weight is one over the mean squared error of the best of the network's input
     channels (the bank's Wiener filters and the observation) on its scene, so the loss is a
     squared error relative to the best linear filter of the bank: every scene counts alike
     whatever its noise level and dynamic range (a plain squared error in noise units would be
-    ruled by the bright stars of the least noisy scenes). A window's reference error is that
-    channel's mean squared error on the window.
+    ruled by the bright stars of the least noisy scenes).
 
     Returns
     -------
     features : torch.Tensor, shape (N, C + 1, out_size + 2 depth, out_size + 2 depth)
     targets : torch.Tensor, shape (N, 1, out_size, out_size)
-    weights, references : torch.Tensor, shape (N,)
+    weights : torch.Tensor, shape (N,)
     """
     import torch
 
     h, d = model.kernel // 2, model.depth
     side = out_size + 2 * d
-    feats, targets, weights, references = [], [], [], []
+    feats, targets, weights = [], [], []
     with torch.no_grad():
         for scene in scenes:
             model.set_psf(scene.psf)
             f = model.features(torch.from_numpy(scene.observed)[None, None])[0]
             t = torch.from_numpy(scene.truth[h:-h, h:-h])
-            errors = torch.mean((f - t) ** 2, dim=(1, 2))
-            weight = 1.0 / max(float(errors.min()), 1e-6)
-            best = f[int(errors.argmin())]
+            weight = 1.0 / max(float(torch.mean((f - t) ** 2, dim=(1, 2)).min()), 1e-6)
             if f.shape[-1] < side:
                 raise InputError(f"scene of side {scene.observed.shape[0]} is too small for windows of {side} px")
             rows = rng.integers(0, f.shape[1] - side + 1, size=patches)
             cols = rng.integers(0, f.shape[2] - side + 1, size=patches)
             for r, c in zip(rows, cols):
                 feats.append(f[:, r : r + side, c : c + side])
-                window = (slice(r + d, r + d + out_size), slice(c + d, c + d + out_size))
-                targets.append(t[window])
+                targets.append(t[r + d : r + d + out_size, c + d : c + d + out_size])
                 weights.append(weight)
-                references.append(float(torch.mean((best[window] - t[window]) ** 2)))
-    return (torch.stack(feats), torch.stack(targets)[:, None], torch.tensor(weights, dtype=torch.float32),
-            torch.tensor(references, dtype=torch.float32))
+    return torch.stack(feats), torch.stack(targets)[:, None], torch.tensor(weights, dtype=torch.float32)
 
 
 def _draw_scenes(images: list[np.ndarray], setting: Any, n: int, rng: np.random.Generator) -> list[Any]:
@@ -93,7 +87,6 @@ def train_restorer(
     out_size: int = 48,
     batch: int = 32,
     lr: float = 1e-3,
-    penalty: float = 0.0,
     val_scenes: int = 32,
     seed: int = 0,
     init: str | os.PathLike | None = None,
@@ -123,10 +116,6 @@ def train_restorer(
         Windows per Adam step.
     lr : float
         Initial Adam learning rate.
-    penalty : float
-        Extra weight on the error a window has beyond its reference (the scene's best bank
-        channel on that window): the loss of a window is ``weight * (e + penalty * max(0, e - ref))``,
-        so that windows where the network does worse than the best linear filter count more.
     val_scenes : int
         Fixed validation scenes (``patches`` windows each).
     seed : int
@@ -172,21 +161,18 @@ def train_restorer(
         history, best_val, best_state, start = ckpt["history"], ckpt["best_val"], ckpt["best_state"], ckpt["epoch"]
     val_rng = np.random.default_rng([seed, 1 << 30])
     with torch_threads(threads):
-        val_f, val_t, val_w, val_r = scene_batch(model, _draw_scenes(arrays, scene_setting, val_scenes, val_rng), patches,
-                                                 out_size, val_rng)
+        val_f, val_t, val_w = scene_batch(model, _draw_scenes(arrays, scene_setting, val_scenes, val_rng), patches, out_size, val_rng)
         config = ModelConfig(arch="restorer", margin=model.margin, psf="airy-paper" if setting == "paper" else "any",
                              sigma=0.01 if setting == "paper" else 0.0, patch_size=out_size + 2 * model.margin,
                              target_size=out_size, optimizer="adam", lr=lr, schedule="cosine", batch=batch,
                              epochs=epochs, samples=scenes * patches, val_samples=val_scenes * patches, seed=seed,
                              model_kwargs=restorer_config(model) if model_kwargs or init else {})
         meta = {"training_images": records, "setting": setting, "scenes_per_epoch": scenes,
-                "patches_per_scene": patches, "init": str(init) if init else None, "penalty": penalty,
-                **(extra_meta or {})}
+                "patches_per_scene": patches, "init": str(init) if init else None, **(extra_meta or {})}
         for epoch in range(start, epochs):
             t0 = time.perf_counter()
             rng = np.random.default_rng([seed, epoch])
-            feats, targets, weights, refs = scene_batch(model, _draw_scenes(arrays, scene_setting, scenes, rng), patches,
-                                                        out_size, rng)
+            feats, targets, weights = scene_batch(model, _draw_scenes(arrays, scene_setting, scenes, rng), patches, out_size, rng)
             for group in optimiser.param_groups:
                 group["lr"] = lr * 0.5 * (1.0 + np.cos(np.pi * epoch / epochs))
             model.train()
@@ -195,15 +181,14 @@ def train_restorer(
             for s in range(0, len(order), batch):
                 idx = order[s : s + batch]
                 optimiser.zero_grad(set_to_none=True)
-                loss = _relative_loss(model.head(feats[idx]), targets[idx], weights[idx], refs[idx], penalty)
+                loss = _weighted_mse(model.head(feats[idx]), targets[idx], weights[idx])
                 loss.backward()
                 optimiser.step()
                 total += float(loss.detach()) * len(idx)
             model.eval()
             with torch.no_grad():
-                val = float(sum(_relative_loss(model.head(val_f[s : s + 64]), val_t[s : s + 64], val_w[s : s + 64],
-                                               val_r[s : s + 64], penalty) * len(val_w[s : s + 64])
-                                for s in range(0, val_f.shape[0], 64)) / len(val_w))
+                val = float(sum(_weighted_mse(model.head(val_f[s : s + 64]), val_t[s : s + 64], val_w[s : s + 64])
+                                * len(val_w[s : s + 64]) for s in range(0, val_f.shape[0], 64)) / len(val_w))
             improved = val < best_val
             if improved:
                 best_val = val
@@ -224,10 +209,9 @@ def train_restorer(
     return out
 
 
-def _relative_loss(out: Any, target: Any, weights: Any, references: Any, penalty: float) -> Any:
-    """Mean over windows of ``weight * (e + penalty * max(0, e - reference))``, ``e`` the window's mean squared error."""
-    error = ((out - target) ** 2).mean(dim=(1, 2, 3))
-    return (weights * (error + penalty * (error - references).clamp(min=0))).mean()
+def _weighted_mse(out: Any, target: Any, weights: Any) -> Any:
+    """Mean over windows of ``weight * mean squared error of the window``."""
+    return (weights * ((out - target) ** 2).mean(dim=(1, 2, 3))).mean()
 
 
 def _save_best(model: Any, best_state: dict[str, Any], out: Path, config: ModelConfig, meta: dict[str, Any]) -> None:
