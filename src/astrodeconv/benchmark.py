@@ -135,8 +135,10 @@ def fold_is_trained(folder: Path) -> bool:
 def held_out_model(folds: Path | None, method: str, image: str) -> dict[str, Any]:
     """``{"model": folder}`` of ``method``'s leave-one-out fold for ``image`` if one is trained, else ``{}``
     (the shipped model): a pretrained network is scored on an image it was not trained on when it can be."""
-    folder = fold_dir(folds, method, image) if folds is not None else None
-    return {"model": str(folder)} if folder is not None and fold_is_trained(folder) else {}
+    if folds is None:
+        return {}
+    folder = fold_dir(folds, method, image)
+    return {"model": str(folder)} if fold_is_trained(folder) else {}
 
 
 def train_folds(
@@ -309,6 +311,15 @@ _NOT_IDENTITY = ("training", "quick", "restorer_training", "restorer_universal_t
 def _protocol_record(protocol: Protocol) -> dict[str, Any]:
     """What identifies a protocol's results: the data, observation and scoring (not the rows or training)."""
     return {k: v for k, v in asdict(protocol).items() if k not in _NOT_IDENTITY}
+
+
+def write_rows_and_table(rows: list[dict[str, Any]], protocol: Protocol, table: str, out_dir: Path, stem: str,
+                         fieldnames: tuple[str, ...]) -> list[Path]:
+    """Write ``<stem>.csv`` (tidy rows) and ``<stem>.md`` (the protocol's description, then ``table``) into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    markdown = out_dir / f"{stem}.md"
+    markdown.write_text(f"# {protocol.description}\n\n{table}\n")
+    return [write_results(rows, out_dir / f"{stem}.csv", fieldnames), markdown]
 
 
 def replace_rows(previous: list[dict[str, Any]], rows: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:

@@ -329,10 +329,7 @@ def _restorer_in_noise_units(args: argparse.Namespace, method: Any, params: dict
     from . import networks, stream
     from .nn.restorer import NoiseUnits, noise_statistics
 
-    network, trained_for = networks.load_network(args.method, params["model"], arch="restorer")
-    if trained_for != "any":
-        networks._check_psf(kernel, trained_for, args.method)
-    network.set_psf(kernel)
+    network = networks.load_restorer(args.method, params["model"], kernel)
     with stream.open_source(args.observed, _hdu(args.hdu), allow_gzip=True) as src:
         scale = stream.prepare(src, 1.0 if "ADSCALE" in header else None).scale
         (height, width), side = src.shape, 2048
@@ -376,8 +373,7 @@ def _cmd_train_restorer(args: argparse.Namespace) -> int:
         raise InputError(f"{args.output} already holds a finished model; choose another folder")
     out = train_restorer(list(args.images), args.output, setting=args.setting, epochs=args.epochs, scenes=args.scenes,
                          patches=args.patches, val_scenes=args.val_scenes, batch=args.batch, lr=args.lr,
-                         init=args.init, seed=args.seed,
-                         threads=args.threads)
+                         init=args.init, seed=args.seed, threads=args.threads)
     print(f"model written to {out}")
     return 0
 

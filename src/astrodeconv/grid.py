@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .benchmark import Protocol, held_out_model, observe_case, replace_rows, write_results
+from .benchmark import Protocol, held_out_model, observe_case, replace_rows, write_rows_and_table
 from .errors import InputError
 
 GRID_FIELDS = ("image", "psf", "sigma", "method", "selection", "params", "psnr_db", "ssim", "time_s")
@@ -116,9 +116,5 @@ def write_report(rows: list[dict[str, Any]], protocol: Protocol, out_dir: Path) 
     """Write ``grid.csv``, ``grid.md`` and ``grid.png`` into ``out_dir``."""
     from .plots import grid_figure
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = [write_results(rows, out_dir / "grid.csv", GRID_FIELDS)]
-    (out_dir / "grid.md").write_text(f"# {protocol.description}\n\n{render_table(rows, protocol)}\n")
-    written.append(out_dir / "grid.md")
-    written.append(grid_figure(cell_means(rows), out_dir / "grid.png"))
-    return written
+    written = write_rows_and_table(rows, protocol, render_table(rows, protocol), out_dir, "grid", GRID_FIELDS)
+    return written + [grid_figure(cell_means(rows), out_dir / "grid.png")]

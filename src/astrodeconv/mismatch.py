@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .benchmark import Protocol, held_out_model, observe_case, replace_rows, write_results
+from .benchmark import Protocol, held_out_model, observe_case, replace_rows, write_rows_and_table
 from .errors import InputError
 
 MISMATCH_FIELDS = ("image", "psf_given", "method", "selection", "params", "psnr_db", "ssim", "time_s")
@@ -116,10 +116,7 @@ def write_report(rows: list[dict[str, Any]], protocol: Protocol, out_dir: Path) 
     """Write ``psf_mismatch.csv``, ``psf_mismatch.md`` and ``psf_mismatch.png`` into ``out_dir``."""
     from .plots import mismatch_figure
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = [write_results(rows, out_dir / "psf_mismatch.csv", MISMATCH_FIELDS)]
-    (out_dir / "psf_mismatch.md").write_text(f"# {protocol.description}\n\n{render_table(rows, protocol)}\n")
-    written.append(out_dir / "psf_mismatch.md")
+    written = write_rows_and_table(rows, protocol, render_table(rows, protocol), out_dir, "psf_mismatch",
+                                   MISMATCH_FIELDS)
     labels = list(protocol.psf_given)
-    written.append(mismatch_figure(summarise(rows, labels), labels, out_dir / "psf_mismatch.png"))
-    return written
+    return written + [mismatch_figure(summarise(rows, labels), labels, out_dir / "psf_mismatch.png")]

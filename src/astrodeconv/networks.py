@@ -153,16 +153,25 @@ def cnn1(
     return _restore("cnn1", observed, psf, model, tile, device)
 
 
+def load_restorer(name: str, model: str | Path | None, psf: np.ndarray) -> Any:
+    """A restorer (``restorer`` or ``restorer-universal``, shipped or ``model``) with the Wiener bank of ``psf``.
+
+    A model trained for one PSF warns when ``psf`` differs from it, as ``cnn3`` does.
+    """
+    network, spec = load_network(name, model, arch="restorer")
+    psf = np.asarray(psf, dtype=np.float64)
+    if spec != "any":
+        _check_psf(psf, spec, name)
+    return network.set_psf(psf)
+
+
 def _restore_normalised(
     name: str, observed: np.ndarray, psf: np.ndarray, sigma: float | None, model: Any, tile: int | None, device: str
 ) -> np.ndarray:
     from .nn.predict import deconvolve
     from .nn.restorer import NoiseUnits, noise_statistics
 
-    network, spec = load_network(name, model, arch="restorer")
-    if spec != "any":
-        _check_psf(np.asarray(psf, dtype=np.float64), spec, name)
-    network.set_psf(psf)
+    network = load_restorer(name, model, psf)
     return deconvolve(observed, NoiseUnits(network, *noise_statistics(observed, sigma)), tile=tile, device=device)
 
 

@@ -264,7 +264,7 @@ def receptive_field_margin(model: nn.Module, size: int = 41) -> int:
     return (side_r - 1) // 2
 
 
-@register_model("restorer", margin=34, description="Wiener bank (4 x 49x49, from the PSF) + residual CNN of ten 3x3 convolutions, margin 34")
+@register_model("restorer", margin=34, description="Wiener bank (5 x 49x49, from the PSF) + residual CNN of ten 3x3 convolutions, margin 34")
 def restorer(**kwargs: Any) -> nn.Module:
     """Wiener bank + residual CNN (see :class:`astrodeconv.nn.restorer.Restorer`)."""
     from .restorer import Restorer
