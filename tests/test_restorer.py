@@ -121,12 +121,13 @@ def test_normalise_noise_uses_median_and_sigma(rng):
         normalise_noise(np.ones((16, 16)))
 
 
-def test_restoration_is_equivariant_to_units_and_offsets(small_image, tmp_path):
+@pytest.mark.parametrize("reference_snr", [None, 60.0])
+def test_restoration_is_equivariant_to_units_and_offsets(small_image, tmp_path, reference_snr):
     from astrodeconv.methods import restore
     from astrodeconv.nn.restorer import restorer_config
     from astrodeconv.nn.store import ModelConfig, save_model
 
-    net = tiny()
+    net = tiny(reference_snr=reference_snr)
     save_model(net, tmp_path / "m", ModelConfig(arch="restorer", margin=net.margin, psf="any", sigma=0.0,
                                                 patch_size=2 * net.margin + 8, target_size=8,
                                                 model_kwargs=restorer_config(net)))
@@ -134,6 +135,34 @@ def test_restoration_is_equivariant_to_units_and_offsets(small_image, tmp_path):
     a = restore(y, gaussian(3.0), "restorer-universal", model=tmp_path / "m", sigma=0.01)
     b = restore(1000.0 * y + 37.0, gaussian(3.0), "restorer-universal", model=tmp_path / "m", sigma=10.0)
     np.testing.assert_allclose(b, 1000.0 * a + 37.0, rtol=1e-5, atol=1e-3)
+
+
+def test_bank_follows_the_signal_to_noise_ratio():
+    """With a reference_snr, halving the image's SNR multiplies every balance by 4."""
+    from astrodeconv.nn.restorer import NoiseUnits
+
+    net = tiny(reference_snr=60.0, balances=(1e-3, 1e-2))
+    np.testing.assert_allclose(net.bank[:, 0].numpy(), wiener_bank(gaussian(3.0), (1e-3, 1e-2), 15), atol=1e-7)
+    NoiseUnits(net, 0.0, 1.0, snr=30.0)
+    assert net.bank_balances() == pytest.approx((4e-3, 4e-2))
+    np.testing.assert_allclose(net.bank[:, 0].numpy(), wiener_bank(gaussian(3.0), (4e-3, 4e-2), 15), atol=1e-7)
+    with pytest.raises(InputError, match="pass snr"):
+        NoiseUnits(net, 0.0, 1.0)
+    fixed = tiny(balances=(1e-3, 1e-2))
+    NoiseUnits(fixed, 0.0, 1.0, snr=30.0)
+    assert fixed.bank_balances() == (1e-3, 1e-2)
+
+
+def test_signal_to_noise_is_a_percentile_of_the_noise_normalised_image(rng):
+    from astrodeconv.nn.restorer import noise_statistics, signal_to_noise
+
+    y = 3.0 + 0.1 * rng.standard_normal((200, 200))
+    y[:20, :20] += 5.0  # 1 % of the pixels are 50 sigma above the sky
+    stats = noise_statistics(y, sigma=0.1)
+    assert stats.snr == pytest.approx(51.3, abs=0.5)  # the block's 90th percentile: 50 + 1.28 sigma
+    y[100, 100] = 1e6  # one hot pixel does not set it
+    assert noise_statistics(y, sigma=0.1).snr == pytest.approx(stats.snr, abs=1.0)
+    assert signal_to_noise(np.zeros((8, 8))) == 1.0  # empty sky: at least 1
 
 
 def test_scenes_are_in_noise_units_and_aligned(rng):
@@ -178,6 +207,15 @@ def test_training_lowers_the_validation_loss_and_resumes(tmp_path, small_image, 
     resumed, _, _ = load_model(part)
     for a, b in zip(model.state_dict().values(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b)
+
+    # Fine-tuning with reference_snr turns the fixed bank into a scaled one and starts from the same weights.
+    tuned = tmp_path / "tuned"
+    train_restorer(images, tuned, epochs=1, init=out, reference_snr=60.0, **kwargs, lr=1e-12)
+    scaled, config, _ = load_model(tuned)
+    assert scaled.reference_snr == 60.0 and config.model_kwargs["reference_snr"] == 60.0
+    for name, value in model.state_dict().items():
+        if name != "bank":
+            torch.testing.assert_close(scaled.state_dict()[name], value)
 
 
 def test_train_restorer_command_writes_a_model_and_refuses_a_finished_folder(tmp_path, shared_dir, capsys):

@@ -128,6 +128,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3, help="initial Adam learning rate (cosine decay to 0)")
     p.add_argument("--init", type=Path, help="restorer model folder to start from (fine-tuning)")
+    p.add_argument("--reference-snr", type=float,
+                   help="scale the Wiener bank to each image's signal-to-noise ratio, with this reference "
+                        "(default: 60 for --setting universal, fixed balances for paper)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch threads (default: all available cores)")
     p.set_defaults(func=_cmd_train_restorer)
@@ -367,13 +370,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_restorer(args: argparse.Namespace) -> int:
-    from .nn.restorer_training import train_restorer
+    from .nn.restorer_training import UNIVERSAL_REFERENCE_SNR, train_restorer
 
     if args.output.exists() and (args.output / "weights.pt").exists() and not (args.output / "checkpoint.pt").exists():
         raise InputError(f"{args.output} already holds a finished model; choose another folder")
+    reference_snr = args.reference_snr
+    if reference_snr is None and args.setting == "universal":
+        reference_snr = UNIVERSAL_REFERENCE_SNR
     out = train_restorer(list(args.images), args.output, setting=args.setting, epochs=args.epochs, scenes=args.scenes,
                          patches=args.patches, val_scenes=args.val_scenes, batch=args.batch, lr=args.lr,
-                         init=args.init, seed=args.seed, threads=args.threads)
+                         init=args.init, seed=args.seed, threads=args.threads, reference_snr=reference_snr)
     print(f"model written to {out}")
     return 0
 

@@ -13,6 +13,13 @@ the noise has unit standard deviation and the sky sits at zero whatever the imag
 units (:func:`normalise_noise`). Its output is mapped back with the same affine map, which
 makes the restoration equivariant to ``a y + b`` (``a > 0``).
 
+Signal-to-noise. The best balance of a Wiener filter is a noise-to-signal ratio: in noise
+units it falls as the square of the image's signal-to-noise ratio (``snr``, the 99.9th
+percentile of the image in noise units, :func:`signal_to_noise`). A restorer built with a
+``reference_snr`` scales its bank's balances by ``(reference_snr / snr) ** 2``, so each
+channel is the same degree of smoothing at every noise level and the CNN after it sees
+inputs of one kind from sigma = 0.003 to 0.05. Without it the balances are fixed.
+
 Shapes. Every convolution is "valid": an input ``(B, 1, H, W)`` gives ``(B, 1, H - 2 m,
 W - 2 m)`` with ``m = kernel // 2 + depth`` (34 pixels for the defaults), so tiles with
 an overlap of ``m`` pixels reproduce the whole-image output exactly
@@ -24,7 +31,7 @@ Cost per output pixel: ``len(balances) kernel^2`` multiply-adds for the bank plu
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -32,7 +39,8 @@ from torch import nn
 
 from ..errors import InputError
 
-__all__ = ["BANK_BALANCES", "NoiseUnits", "Restorer", "noise_statistics", "normalise_noise", "wiener_bank"]
+__all__ = ["BANK_BALANCES", "NoiseStatistics", "NoiseUnits", "Restorer", "noise_statistics", "normalise_noise",
+           "signal_to_noise", "wiener_bank"]
 
 #: Wiener balances of the bank. A balance is a noise-to-signal ratio, so it does not depend
 #: on the image's units: the paper's setting (sigma = 0.01 of the maximum) is best served by
@@ -102,8 +110,25 @@ def wiener_bank(
     return out
 
 
-def noise_statistics(image: np.ndarray, sigma: float | None = None) -> tuple[float, float]:
-    """Background and noise level that put an image in noise units, ``(image - background) / sigma``.
+class NoiseStatistics(NamedTuple):
+    """What puts an image in noise units: ``(image - background) / sigma``, and its signal-to-noise ratio."""
+
+    background: float  # median of the image, image units
+    sigma: float  # noise standard deviation, image units
+    snr: float  # 99.9th percentile of the image in noise units (>= 1), see signal_to_noise
+
+
+def signal_to_noise(normalised: np.ndarray) -> float:
+    """Signal-to-noise ratio of an image already in noise units: its 99.9th percentile, at least 1.
+
+    A percentile rather than the maximum, so one hot pixel or cosmic ray does not set it.
+    """
+    level = float(np.percentile(np.asarray(normalised, dtype=np.float64), 99.9))
+    return max(level, 1.0) if np.isfinite(level) else 1.0
+
+
+def noise_statistics(image: np.ndarray, sigma: float | None = None) -> NoiseStatistics:
+    """Background, noise level and signal-to-noise ratio of an image (for :class:`NoiseUnits`).
 
     Parameters
     ----------
@@ -116,10 +141,9 @@ def noise_statistics(image: np.ndarray, sigma: float | None = None) -> tuple[flo
 
     Returns
     -------
-    background : float
-        Median of the image, image units.
-    sigma : float
-        Noise standard deviation, image units.
+    NoiseStatistics
+        ``background`` (median, image units), ``sigma`` (image units) and ``snr``
+        (:func:`signal_to_noise` of ``(image - background) / sigma``).
     """
     from ..selection import estimate_sigma
 
@@ -132,12 +156,13 @@ def noise_statistics(image: np.ndarray, sigma: float | None = None) -> tuple[flo
         sigma = float(sigma)
         if not (np.isfinite(sigma) and sigma > 0):
             raise InputError(f"sigma must be a positive number (the noise's standard deviation, image units), got {sigma!r}")
-    return float(np.median(image)), sigma
+    background = float(np.median(image))
+    return NoiseStatistics(background, sigma, signal_to_noise((image - background) / sigma))
 
 
 def normalise_noise(image: np.ndarray, sigma: float | None = None) -> tuple[np.ndarray, float, float]:
     """``(image - background) / sigma`` as float32, with :func:`noise_statistics`' background and sigma."""
-    background, sigma = noise_statistics(image, sigma)
+    background, sigma, _ = noise_statistics(image, sigma)
     return ((np.asarray(image, dtype=np.float64) - background) / sigma).astype(np.float32), background, sigma
 
 
@@ -163,6 +188,10 @@ class Restorer(nn.Module):
         PSF whose bank is installed now (else call :meth:`set_psf` before use).
     taper : bool
         Hann-taper and renormalise the bank's kernels (:func:`wiener_bank`).
+    reference_snr : float, optional
+        Signal-to-noise ratio at which ``balances`` apply as given; at another ratio ``snr``
+        (:meth:`set_snr`) the bank uses ``balances * (reference_snr / snr) ** 2``. ``None``:
+        the balances are fixed.
 
     Shapes
     ------
@@ -178,6 +207,7 @@ class Restorer(nn.Module):
         balances: Sequence[float] = BANK_BALANCES,
         psf: np.ndarray | None = None,
         taper: bool = True,
+        reference_snr: float | None = None,
     ) -> None:
         super().__init__()
         features, depth, kernel = int(features), int(depth), int(kernel)
@@ -185,8 +215,13 @@ class Restorer(nn.Module):
             raise InputError(f"restorer needs depth >= 2 and features >= 1, got depth={depth}, features={features}")
         if kernel < 3 or kernel % 2 == 0:
             raise InputError(f"restorer kernel must be an odd number of pixels >= 3, got {kernel}")
+        if reference_snr is not None and not (np.isfinite(reference_snr) and reference_snr > 0):
+            raise InputError(f"reference_snr must be a positive number or None, got {reference_snr!r}")
         self.balances = tuple(float(b) for b in balances)
         self.taper = bool(taper)
+        self.reference_snr = None if reference_snr is None else float(reference_snr)
+        self.snr = self.reference_snr
+        self.psf: np.ndarray | None = None
         self.kernel = kernel
         self.depth = depth
         self.margin = kernel // 2 + depth
@@ -212,7 +247,33 @@ class Restorer(nn.Module):
 
     def set_psf(self, psf: np.ndarray) -> "Restorer":
         """Install the Wiener bank of ``psf`` (in place); returns the module."""
-        bank = wiener_bank(psf, self.balances, self.kernel, self.taper)
+        self.psf = np.asarray(psf, dtype=np.float64)
+        return self._install_bank()
+
+    def set_snr(self, snr: float) -> "Restorer":
+        """Scale the bank to an image of signal-to-noise ratio ``snr`` (:func:`signal_to_noise`), in place.
+
+        Does nothing to a restorer without ``reference_snr`` (fixed balances).
+        """
+        if self.reference_snr is None:
+            return self
+        snr = float(snr)
+        if not (np.isfinite(snr) and snr > 0):
+            raise InputError(f"snr must be a positive number, got {snr!r}")
+        if snr != self.snr:
+            self.snr = snr
+            if self.psf is not None:
+                self._install_bank()
+        return self
+
+    def bank_balances(self) -> tuple[float, ...]:
+        """The balances the bank uses now (``balances`` scaled to the current ``snr``)."""
+        if self.reference_snr is None:
+            return self.balances
+        return tuple(b * (self.reference_snr / self.snr) ** 2 for b in self.balances)
+
+    def _install_bank(self) -> "Restorer":
+        bank = wiener_bank(self.psf, self.bank_balances(), self.kernel, self.taper)
         with torch.no_grad():
             self.bank.copy_(torch.from_numpy(bank)[:, None].to(self.bank.device, self.bank.dtype))
         return self
@@ -242,14 +303,14 @@ class Restorer(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"kernel={self.kernel}, taper={self.taper}, depth={self.depth}, balances={self.balances}, "
-                f"margin={self.margin}")
+                f"reference_snr={self.reference_snr}, margin={self.margin}")
 
 
 def restorer_config(model: Any) -> dict[str, Any]:
     """Constructor arguments that rebuild ``model`` (without its PSF)."""
     body_convs = [m for m in model.body if isinstance(m, nn.Conv2d)]
     return {"features": body_convs[0].out_channels, "depth": model.depth, "kernel": model.kernel,
-            "balances": list(model.balances), "taper": model.taper}
+            "balances": list(model.balances), "taper": model.taper, "reference_snr": model.reference_snr}
 
 
 class NoiseUnits(nn.Module):
@@ -257,13 +318,19 @@ class NoiseUnits(nn.Module):
 
     The affine maps are pixel-wise, so the wrapped network keeps the restorer's ``margin`` and
     tiles exactly as it does: the statistics (:func:`noise_statistics`) come from the whole
-    image, or a sample of it for streamed and Dask prediction, never from each tile.
+    image, or a sample of it for streamed and Dask prediction, never from each tile. ``snr``
+    scales the network's bank (:meth:`Restorer.set_snr`) once, here.
     """
 
-    def __init__(self, net: Restorer, background: float, sigma: float) -> None:
+    def __init__(self, net: Restorer, background: float, sigma: float, snr: float | None = None) -> None:
         super().__init__()
         if not (np.isfinite(sigma) and sigma > 0):
             raise InputError(f"sigma must be a positive number, got {sigma!r}")
+        if net.reference_snr is not None:
+            if snr is None:
+                raise InputError("this restorer scales its bank to the image's signal-to-noise ratio: pass snr "
+                                 "(noise_statistics gives it)")
+            net.set_snr(snr)
         self.net = net
         self.background = float(background)
         self.sigma = float(sigma)

@@ -23,14 +23,18 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import InputError
-from .restorer import restorer_config
+from .restorer import restorer_config, signal_to_noise
 from .scenes import SETTINGS, simulate_scene
 from .store import ModelConfig, atomic_torch_save, save_model
 from .training import CHECKPOINT_FILE, HISTORY_FILE, _write_history, load_images, torch_threads
 
-__all__ = ["scene_batch", "train_restorer"]
+__all__ = ["UNIVERSAL_REFERENCE_SNR", "scene_batch", "train_restorer"]
 
 SCENE_SIZE = 256
+#: ``reference_snr`` of the universal restorer: the bank's balances apply as given to an image
+#: whose 99.9th percentile is 60 sigma (the paper's sigma = 0.01 of the maximum on a typical
+#: sky image), and scale as ``(60 / snr) ** 2`` otherwise.
+UNIVERSAL_REFERENCE_SNR = 60.0
 
 
 def scene_batch(
@@ -57,7 +61,7 @@ def scene_batch(
     feats, targets, weights = [], [], []
     with torch.no_grad():
         for scene in scenes:
-            model.set_psf(scene.psf)
+            model.set_psf(scene.psf).set_snr(signal_to_noise(scene.observed))
             f = model.features(torch.from_numpy(scene.observed)[None, None])[0]
             t = torch.from_numpy(scene.truth[h:-h, h:-h])
             weight = 1.0 / max(float(torch.mean((f - t) ** 2, dim=(1, 2)).min()), 1e-6)
@@ -91,6 +95,7 @@ def train_restorer(
     seed: int = 0,
     init: str | os.PathLike | None = None,
     model_kwargs: dict[str, Any] | None = None,
+    reference_snr: float | None = None,
     threads: int | None = None,
     progress: bool = True,
     extra_meta: dict[str, Any] | None = None,
@@ -123,6 +128,10 @@ def train_restorer(
         Model folder of a restorer whose weights start the training (fine-tuning).
     model_kwargs : dict, optional
         :class:`Restorer` constructor arguments (ignored with ``init``).
+    reference_snr : float, optional
+        Scale the bank to each scene's signal-to-noise ratio with this reference
+        (:class:`~astrodeconv.nn.restorer.Restorer`); also applied to an ``init`` model that
+        had fixed balances, keeping its weights. ``None``: as the model (or ``init``) has it.
     threads : int, optional
         Torch threads (``None``: the cores this process may use).
     stop_after : int, optional
@@ -150,6 +159,10 @@ def train_restorer(
         model.requires_grad_(True)
     else:
         model = create_model("restorer", **(model_kwargs or {}))
+    if reference_snr is not None and model.reference_snr != float(reference_snr):
+        rebuilt = create_model("restorer", **{**restorer_config(model), "reference_snr": float(reference_snr)})
+        rebuilt.load_state_dict(model.state_dict())
+        model = rebuilt
     model.train()
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     history: list[dict[str, Any]] = []
@@ -166,7 +179,7 @@ def train_restorer(
                              sigma=0.01 if setting == "paper" else 0.0, patch_size=out_size + 2 * model.margin,
                              target_size=out_size, optimizer="adam", lr=lr, schedule="cosine", batch=batch,
                              epochs=epochs, samples=scenes * patches, val_samples=val_scenes * patches, seed=seed,
-                             model_kwargs=restorer_config(model) if model_kwargs or init else {})
+                             model_kwargs=restorer_config(model) if model_kwargs or init or reference_snr else {})
         meta = {"training_images": records, "setting": setting, "scenes_per_epoch": scenes,
                 "patches_per_scene": patches, "init": str(init) if init else None, **(extra_meta or {})}
         for epoch in range(start, epochs):

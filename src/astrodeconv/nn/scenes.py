@@ -140,6 +140,6 @@ def simulate_scene(clean: np.ndarray, setting: SceneSetting, rng: np.random.Gene
         observed = rng.poisson(np.clip(blurred, 0.0, None) * gain) / gain
     observed = observed + sigma * rng.standard_normal(observed.shape)
     estimated = gain is not None or rng.random() < setting.estimated_fraction
-    background, scale = noise_statistics(observed, None if estimated else sigma)
+    background, scale, _ = noise_statistics(observed, None if estimated else sigma)
     return Scene(((observed - background) / scale).astype(np.float32), ((truth - background) / scale).astype(np.float32),
                  psf, spec, sigma, float(scale))
