@@ -229,5 +229,12 @@ def test_train_restorer_command_writes_a_model_and_refuses_a_finished_folder(tmp
     assert main(args) == 0
     model, config, meta = load_model(out)
     assert config.psf == "airy-paper" and meta["setting"] == "paper" and meta["finished"]
+    assert model.reference_snr is None  # the paper's setting has one noise level: fixed balances
     assert main(args) == 2
     assert "already holds a finished model" in capsys.readouterr().err
+    universal = args[:args.index("--setting")] + ["--setting", "universal"]
+    universal[universal.index("-o") + 1] = str(tmp_path / "universal")
+    assert main(universal) == 0
+    assert load_model(tmp_path / "universal")[0].reference_snr == 60.0  # the bank follows the image's SNR
+    assert main(universal + ["--fixed-bank", "--reference-snr", "30"]) == 2
+    assert "exclude each other" in capsys.readouterr().err

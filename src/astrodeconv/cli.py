@@ -131,6 +131,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference-snr", type=float,
                    help="scale the Wiener bank to each image's signal-to-noise ratio, with this reference "
                         "(default: 60 for --setting universal, fixed balances for paper)")
+    p.add_argument("--fixed-bank", action="store_true",
+                   help="keep the bank's balances fixed whatever the image's signal-to-noise ratio "
+                        "(how benchmarks/folds/restorer-universal-pretrained was trained)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch threads (default: all available cores)")
     p.set_defaults(func=_cmd_train_restorer)
@@ -372,10 +375,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_train_restorer(args: argparse.Namespace) -> int:
     from .nn.restorer_training import UNIVERSAL_REFERENCE_SNR, train_restorer
 
+    if args.fixed_bank and args.reference_snr is not None:
+        raise InputError("--fixed-bank and --reference-snr exclude each other; give one")
     if args.output.exists() and (args.output / "weights.pt").exists() and not (args.output / "checkpoint.pt").exists():
         raise InputError(f"{args.output} already holds a finished model; choose another folder")
     reference_snr = args.reference_snr
-    if reference_snr is None and args.setting == "universal":
+    if reference_snr is None and args.setting == "universal" and not args.fixed_bank:
         reference_snr = UNIVERSAL_REFERENCE_SNR
     out = train_restorer(list(args.images), args.output, setting=args.setting, epochs=args.epochs, scenes=args.scenes,
                          patches=args.patches, val_scenes=args.val_scenes, batch=args.batch, lr=args.lr,
