@@ -180,7 +180,10 @@ def test_scenes_are_in_noise_units_and_aligned(rng):
     assert abs(np.std(scene.observed[:50, :50]) - 1.0) < 0.15  # empty sky: unit noise
     universal = [simulate_scene(x, SETTINGS["universal"], np.random.default_rng(s), size=64) for s in range(30)]
     assert {s.psf_spec.split(":")[0] for s in universal} >= {"airy", "gaussian", "moffat"}
-    assert all(0.003 <= s.sigma <= 0.05 for s in universal)
+    assert all(0.002 <= s.sigma <= 0.07 for s in universal)
+    widths = [float(s.psf_spec.split("fwhm=")[1].split(",")[0]) for s in universal if "fwhm=" in s.psf_spec]
+    assert all(2.5 <= w <= 13.0 for w in widths)
+    assert sum(w < 5.7 for w in widths) >= 0.4 * len(widths)  # log-uniform: half below 5.7 px (uniform: 30 %)
 
 
 def test_training_lowers_the_validation_loss_and_resumes(tmp_path, small_image, rng):
