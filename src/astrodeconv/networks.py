@@ -187,8 +187,8 @@ def restorer_universal(
 ) -> np.ndarray:
     """Restore with the shipped universal restorer (:mod:`astrodeconv.nn.restorer`).
 
-    Trained on Airy, Gaussian and Moffat PSFs of FWHM 3 to 12 px, Gaussian noise of sigma
-    0.003 to 0.05 of the maximum and Poisson-Gaussian noise. The image is put in noise units
+    Trained on Airy, Gaussian and Moffat PSFs of FWHM 2.5 to 13 px, Gaussian noise of sigma
+    0.002 to 0.07 of the maximum and Poisson-Gaussian noise. The image is put in noise units
     (``(observed - median) / sigma``), restored, and mapped back, so any units and sky level
     work.
 
