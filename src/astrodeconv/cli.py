@@ -335,7 +335,6 @@ def _restorer_in_noise_units(args: argparse.Namespace, method: Any, params: dict
     from . import networks, stream
     from .nn.restorer import NoiseUnits, noise_statistics
 
-    network = networks.load_restorer(args.method, params["model"], kernel)
     with stream.open_source(args.observed, _hdu(args.hdu), allow_gzip=True) as src:
         scale = stream.prepare(src, 1.0 if "ADSCALE" in header else None).scale
         (height, width), side = src.shape, 2048
@@ -343,7 +342,9 @@ def _restorer_in_noise_units(args: argparse.Namespace, method: Any, params: dict
         sample = src.read(r0, min(height, r0 + side), c0, min(width, c0 + side)) / scale
     sample = np.where(np.isfinite(sample), sample, np.nanmedian(sample))
     sigma = params.get("sigma") or args.sigma or header.get("ADSIGMA") or None
-    return NoiseUnits(network, *noise_statistics(sample, sigma)), scale
+    stats = noise_statistics(sample, sigma)
+    network = networks.load_restorer(args.method, params["model"], kernel, stats.snr)
+    return NoiseUnits(network, *stats), scale
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

@@ -153,8 +153,9 @@ def cnn1(
     return _restore("cnn1", observed, psf, model, tile, device)
 
 
-def load_restorer(name: str, model: str | Path | None, psf: np.ndarray) -> Any:
-    """A restorer (``restorer`` or ``restorer-universal``, shipped or ``model``) with the Wiener bank of ``psf``.
+def load_restorer(name: str, model: str | Path | None, psf: np.ndarray, snr: float | None = None) -> Any:
+    """A restorer (``restorer`` or ``restorer-universal``, shipped or ``model``) with the Wiener bank of ``psf``
+    (scaled to the image's ``snr`` when given, see :meth:`astrodeconv.nn.restorer.Restorer.set_psf`).
 
     A model trained for one PSF warns when ``psf`` differs from it, as ``cnn3`` does.
     """
@@ -162,7 +163,7 @@ def load_restorer(name: str, model: str | Path | None, psf: np.ndarray) -> Any:
     psf = np.asarray(psf, dtype=np.float64)
     if spec != "any":
         _check_psf(psf, spec, name)
-    return network.set_psf(psf)
+    return network.set_psf(psf, snr)
 
 
 def _restore_normalised(
@@ -171,8 +172,9 @@ def _restore_normalised(
     from .nn.predict import deconvolve
     from .nn.restorer import NoiseUnits, noise_statistics
 
-    network = load_restorer(name, model, psf)
-    return deconvolve(observed, NoiseUnits(network, *noise_statistics(observed, sigma)), tile=tile, device=device)
+    stats = noise_statistics(observed, sigma)
+    network = load_restorer(name, model, psf, stats.snr)
+    return deconvolve(observed, NoiseUnits(network, *stats), tile=tile, device=device)
 
 
 @register("restorer-universal", "Wiener bank from the given PSF + residual CNN, any PSF and noise level (default)",

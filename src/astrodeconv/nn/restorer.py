@@ -245,26 +245,32 @@ class Restorer(nn.Module):
         if psf is not None:
             self.set_psf(psf)
 
-    def set_psf(self, psf: np.ndarray) -> "Restorer":
-        """Install the Wiener bank of ``psf`` (in place); returns the module."""
+    def set_psf(self, psf: np.ndarray, snr: float | None = None) -> "Restorer":
+        """Install the Wiener bank of ``psf`` (in place), scaled to ``snr`` if given; returns the module."""
         self.psf = np.asarray(psf, dtype=np.float64)
+        if snr is not None:
+            self._check_snr(snr)
         return self._install_bank()
 
     def set_snr(self, snr: float) -> "Restorer":
         """Scale the bank to an image of signal-to-noise ratio ``snr`` (:func:`signal_to_noise`), in place.
 
-        Does nothing to a restorer without ``reference_snr`` (fixed balances).
+        Does nothing to a restorer without ``reference_snr`` (fixed balances), nor when ``snr``
+        is the one the bank already has.
         """
+        if self._check_snr(snr) and self.psf is not None:
+            self._install_bank()
+        return self
+
+    def _check_snr(self, snr: float) -> bool:
+        """Record ``snr``; whether the bank's balances change."""
         if self.reference_snr is None:
-            return self
+            return False
         snr = float(snr)
         if not (np.isfinite(snr) and snr > 0):
             raise InputError(f"snr must be a positive number, got {snr!r}")
-        if snr != self.snr:
-            self.snr = snr
-            if self.psf is not None:
-                self._install_bank()
-        return self
+        changed, self.snr = snr != self.snr, snr
+        return changed
 
     def bank_balances(self) -> tuple[float, ...]:
         """The balances the bank uses now (``balances`` scaled to the current ``snr``)."""

@@ -61,7 +61,7 @@ def scene_batch(
     feats, targets, weights = [], [], []
     with torch.no_grad():
         for scene in scenes:
-            model.set_psf(scene.psf).set_snr(signal_to_noise(scene.observed))
+            model.set_psf(scene.psf, signal_to_noise(scene.observed))
             f = model.features(torch.from_numpy(scene.observed)[None, None])[0]
             t = torch.from_numpy(scene.truth[h:-h, h:-h])
             weight = 1.0 / max(float(torch.mean((f - t) ** 2, dim=(1, 2)).min()), 1e-6)
