@@ -249,7 +249,7 @@ class Restorer(nn.Module):
         """Install the Wiener bank of ``psf`` (in place), scaled to ``snr`` if given; returns the module."""
         self.psf = np.asarray(psf, dtype=np.float64)
         if snr is not None:
-            self._check_snr(snr)
+            self._store_snr(snr)
         return self._install_bank()
 
     def set_snr(self, snr: float) -> "Restorer":
@@ -258,11 +258,11 @@ class Restorer(nn.Module):
         Does nothing to a restorer without ``reference_snr`` (fixed balances), nor when ``snr``
         is the one the bank already has.
         """
-        if self._check_snr(snr) and self.psf is not None:
+        if self._store_snr(snr) and self.psf is not None:
             self._install_bank()
         return self
 
-    def _check_snr(self, snr: float) -> bool:
+    def _store_snr(self, snr: float) -> bool:
         """Record ``snr``; whether the bank's balances change."""
         if self.reference_snr is None:
             return False
