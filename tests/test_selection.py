@@ -81,13 +81,13 @@ def test_estimate_sigma_on_a_blurred_scene(synthetic, rng):
 def test_auto_hits_the_discrepancy_target(synthetic):
     _, y, psf = synthetic
     balance = selection.select_auto("wiener", y, psf, sigma=0.01)["balance"]
-    assert selection.wiener_residuals(y, psf, [balance])[0] == pytest.approx(selection.TAU["wiener"] * 1e-4, rel=1e-6)
+    assert selection.wiener_residuals(y, psf, [balance])[0] == pytest.approx(classical.WIENER_TAU * 1e-4, rel=1e-6)
     # A larger sigma asks for a larger residual, hence more regularisation.
     assert selection.select_auto("wiener", y, psf, sigma=0.02)["balance"] > balance
     # RL: the chosen iteration is the first whose residual meets the rule.
     k = selection.select_auto("rl", y, psf, sigma=0.01)["num_iter"]
     residuals = [np.mean((b - y) ** 2) for _, b in classical.rl_iterates(y, psf, selection.RL_MAX_ITER)]
-    threshold = max(1e-4, min(residuals) + selection.RL_FLOOR_MARGIN * 1e-4)
+    threshold = max(1e-4, min(residuals) + classical.RL_FLOOR_MARGIN * 1e-4)
     assert residuals[k - 1] <= threshold and (k == 1 or residuals[k - 2] > threshold)
 
 

@@ -33,32 +33,59 @@ into the ``N`` kept pixels; the PSF's transfer function is computed once per cal
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 from scipy import fft
 
+from .checks import nonnegative_float, positive_int
 from .errors import InputError
-from .forward import psf_otf
-from .methods import check_image, register
+from .operators import (  # noqa: F401  (re-exported: the operators' former home)
+    GRADIENT_NORM2,
+    ZeroBoundaryBlur,
+    blur_operator,
+    gradient,
+    gradient_adjoint,
+    laplacian_kernel,
+    padded_shape,
+    psf_otf,
+    total_variation,
+    wiener_parts,
+)
+from .psf import check_image
+from .registry import register
 
 #: Default Wiener balance for images normalised to max 1 with noise sigma ~ 0.01 (see :func:`wiener`).
 WIENER_BALANCE = 0.03
 #: Default total-variation weight for images normalised to max 1 with noise sigma ~ 0.01 (see :func:`tv`).
 TV_MU = 5e-4
-#: Upper bound of the squared operator norm of the 2-D forward-difference gradient.
-GRADIENT_NORM2 = 8.0
 #: Small number added to the blurred estimate in Richardson-Lucy's division (scikit-image's).
 RL_EPS = 1e-12
 _PRECISIONS = {"single": np.float32, "double": np.float64}
+
+#: Wiener balances searched by both selection modes (the paper's grid).
+WIENER_BALANCES = np.logspace(-3, 5, 100)
+#: Richardson-Lucy iterations searched: 1, ..., RL_MAX_ITER.
+RL_MAX_ITER = 100
+#: TV weights of the oracle's coarse grid (a factor sqrt(10) apart); the best is then refined.
+TV_MUS = np.logspace(-4.5, -1.5, 7)
+#: Iterations of each TV solve during selection (the paper's limit).
+TV_NUM_ITER = 100
+#: Discrepancy factors: the target residual per pixel of ``auto`` selection is ``TAU * sigma^2``.
+WIENER_TAU, RL_TAU, TV_TAU = 0.98, 1.0, 1.0
+#: Richardson-Lucy's residual levels off above ``sigma^2``; ``auto`` stops within this many
+#: ``sigma^2`` of the lowest level reached in ``RL_MAX_ITER`` iterations (see :func:`rl_auto`).
+RL_FLOOR_MARGIN = 0.03
+
+Score = Callable[[np.ndarray], float]
 
 
 # --------------------------------------------------------------------------- helpers
 
 
 def _check_inputs(observed: Any, psf: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Validate as :func:`astrodeconv.methods.check_image` and require finite pixels."""
+    """Validate as :func:`astrodeconv.psf.check_image` and require finite pixels."""
     observed, psf = check_image(observed, psf)
     if not np.all(np.isfinite(observed)):
         raise InputError(
@@ -68,121 +95,7 @@ def _check_inputs(observed: Any, psf: Any) -> tuple[np.ndarray, np.ndarray]:
     return observed, psf
 
 
-def _positive_int(value: Any, name: str) -> int:
-    try:
-        as_int = int(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a positive integer, got {value!r}") from None
-    if as_int != value or as_int < 1:
-        raise InputError(f"{name} must be a positive integer, got {value!r}")
-    return as_int
-
-
-def _nonnegative_float(value: Any, name: str, strict: bool = False) -> float:
-    try:
-        as_float = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a number, got {value!r}") from None
-    ok = np.isfinite(as_float) and (as_float > 0 if strict else as_float >= 0)
-    if not ok:
-        raise InputError(f"{name} must be a finite number {'>' if strict else '>='} 0, got {value!r}")
-    return as_float
-
-
-def padded_shape(image_shape: tuple[int, int], psf_shape: tuple[int, int]) -> tuple[int, int]:
-    """Smallest fast FFT grid on which circular convolution equals zero-boundary "same" convolution.
-
-    Along each axis ``next_fast_len(N + s // 2)``: the kernel reaches ``s // 2`` pixels
-    before its origin, so wrapped values land outside the ``N`` kept pixels.
-
-    Examples
-    --------
-    >>> padded_shape((1024, 1024), (64, 64))
-    (1080, 1080)
-    """
-    return tuple(fft.next_fast_len(n + s // 2, real=True) for n, s in zip(image_shape, psf_shape))
-
-
-class _ZeroBoundaryBlur:
-    """Zero-boundary convolution ``H x = fftconvolve(x, psf, "same")`` and its exact adjoint.
-
-    ``H = E^T C E`` with ``E`` the zero-embedding of the ``(H, W)`` image in the padded
-    grid and ``C`` circular convolution there, so ``H^T = E^T C^T E`` (circular
-    correlation, the conjugate transfer function) is the exact adjoint.
-    """
-
-    def __init__(self, psf: np.ndarray, shape: tuple[int, int], workers: int = -1):
-        self.shape = tuple(shape)
-        self.grid = padded_shape(self.shape, psf.shape)
-        self.workers = workers
-        self.otf = psf_otf(psf, self.grid, workers)
-        self._otf_conj = np.conj(self.otf)
-
-    def apply(self, x: np.ndarray, otf: np.ndarray) -> np.ndarray:
-        """Circular convolution of zero-padded ``x`` with transfer function ``otf``, cropped to ``shape``.
-
-        Pruned transforms: the row FFTs skip the padding rows of the input, and the
-        inverse row FFTs run only on the rows that are kept.
-        """
-        (rows, cols), (grid_rows, grid_cols), workers = self.shape, self.grid, self.workers
-        spectrum = fft.rfft(x, n=grid_cols, axis=1, workers=workers)
-        spectrum = fft.fft(spectrum, n=grid_rows, axis=0, workers=workers, overwrite_x=True)
-        spectrum *= otf
-        spectrum = fft.ifft(spectrum, axis=0, workers=workers, overwrite_x=True)[:rows]
-        return fft.irfft(spectrum, n=grid_cols, axis=1, workers=workers, overwrite_x=True)[:, :cols]
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        return self.apply(x, self.otf)
-
-    def adjoint(self, y: np.ndarray) -> np.ndarray:
-        return self.apply(y, self._otf_conj)
-
-    @property
-    def norm2(self) -> float:
-        """Upper bound of ``||H||^2``: the largest squared modulus of the transfer function."""
-        return float(np.max(np.abs(self.otf) ** 2))
-
-
-def blur_operator(psf: np.ndarray, shape: tuple[int, int], workers: int = -1) -> _ZeroBoundaryBlur:
-    """The zero-boundary blur used by :func:`tv`, with ``forward``, ``adjoint`` and ``norm2``.
-
-    ``forward(x)`` equals ``scipy.signal.fftconvolve(x, psf, "same")`` and ``adjoint`` is
-    its exact transpose; both act on ``(H, W) = shape`` arrays.
-
-    Examples
-    --------
-    >>> op = blur_operator(np.ones((2, 2)) / 4, (5, 4))
-    >>> x = np.zeros((5, 4)); x[2, 2] = 1
-    >>> op.forward(x)[2:4, 2:4].round(12).tolist()
-    [[0.25, 0.25], [0.25, 0.25]]
-    """
-    return _ZeroBoundaryBlur(np.asarray(psf, dtype=np.float64), tuple(shape), workers)
-
-
 # --------------------------------------------------------------------------- Wiener
-
-
-def laplacian_kernel() -> np.ndarray:
-    """The 3 x 3 discrete Laplacian used to regularise :func:`wiener` (scikit-image's).
-
-    Examples
-    --------
-    >>> laplacian_kernel().astype(int).tolist()
-    [[0, -1, 0], [-1, 4, -1], [0, -1, 0]]
-    """
-    return np.array([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]])
-
-
-def _wiener_parts(observed: np.ndarray, psf: np.ndarray, workers: int = -1) -> tuple[np.ndarray, ...]:
-    """Image spectrum, PSF transfer function and squared Laplacian response on the image grid."""
-    rows, cols = observed.shape
-    spectrum = fft.rfft2(observed, workers=workers)
-    otf = psf_otf(psf, observed.shape, workers)
-    # The Laplacian's transfer function is real: 4 - 2 cos(2 pi k / H) - 2 cos(2 pi l / W).
-    wy = 2.0 * np.pi * np.arange(rows)[:, None] / rows
-    wx = 2.0 * np.pi * np.arange(cols // 2 + 1)[None, :] / cols
-    reg2 = (4.0 - 2.0 * np.cos(wy) - 2.0 * np.cos(wx)) ** 2
-    return spectrum, otf, reg2
 
 
 def wiener(observed: np.ndarray, psf: np.ndarray, balance: float = WIENER_BALANCE, *, workers: int = -1) -> np.ndarray:
@@ -226,8 +139,8 @@ def wiener(observed: np.ndarray, psf: np.ndarray, balance: float = WIENER_BALANC
     (True, True)
     """
     observed, psf = _check_inputs(observed, psf)
-    balance = _nonnegative_float(balance, "wiener balance", strict=True)
-    spectrum, otf, reg2 = _wiener_parts(observed, psf, workers)
+    balance = nonnegative_float(balance, "wiener balance", strict=True)
+    spectrum, otf, reg2 = wiener_parts(observed, psf, workers)
     filt = np.conj(otf) / (np.abs(otf) ** 2 + balance * reg2)
     return fft.irfft2(filt * spectrum, s=observed.shape, workers=workers)
 
@@ -262,9 +175,9 @@ def wiener_path(
     True
     """
     observed, psf = _check_inputs(observed, psf)
-    balances = [_nonnegative_float(b, "wiener balance", strict=True) for b in np.atleast_1d(balances)]
-    batch = _positive_int(batch, "batch")
-    spectrum, otf, reg2 = _wiener_parts(observed, psf, workers)
+    balances = [nonnegative_float(b, "wiener balance", strict=True) for b in np.atleast_1d(balances)]
+    batch = positive_int(batch, "batch")
+    spectrum, otf, reg2 = wiener_parts(observed, psf, workers)
     numerator = np.conj(otf) * spectrum
     power = np.abs(otf) ** 2
     for start in range(0, len(balances), batch):
@@ -318,11 +231,11 @@ def rl_iterates(
     [1, 2, 3]
     """
     observed, psf = _check_inputs(observed, psf)
-    num_iter = _positive_int(num_iter, "num_iter")
+    num_iter = positive_int(num_iter, "num_iter")
     dtype = _PRECISIONS.get(precision)
     if dtype is None:
         raise InputError(f"rl precision must be one of {sorted(_PRECISIONS)}, got {precision!r}")
-    op = _ZeroBoundaryBlur(psf, observed.shape, workers)
+    op = ZeroBoundaryBlur(psf, observed.shape, workers)
     complex_dtype = np.result_type(dtype, np.complex64)
     otf = op.otf.astype(complex_dtype)
     otf_mirror = psf_otf(psf[::-1, ::-1], op.grid, workers).astype(complex_dtype)
@@ -390,66 +303,6 @@ def rl(
 # --------------------------------------------------------------------------- total variation
 
 
-def gradient(x: np.ndarray) -> np.ndarray:
-    """Forward differences with Neumann boundary (zero difference past the last row/column).
-
-    Parameters
-    ----------
-    x : ndarray, shape (H, W)
-
-    Returns
-    -------
-    g : ndarray, shape (2, H, W)
-        ``g[0]`` along rows (axis 0), ``g[1]`` along columns (axis 1).
-
-    Examples
-    --------
-    >>> gradient(np.array([[0.0, 1.0], [2.0, 4.0]])).tolist()
-    [[[2.0, 3.0], [0.0, 0.0]], [[1.0, 0.0], [2.0, 0.0]]]
-    """
-    g = np.zeros((2,) + x.shape)
-    np.subtract(x[1:], x[:-1], out=g[0, :-1])
-    np.subtract(x[:, 1:], x[:, :-1], out=g[1, :, :-1])
-    return g
-
-
-def gradient_adjoint(g: np.ndarray) -> np.ndarray:
-    """Exact adjoint of :func:`gradient` (minus the discrete divergence).
-
-    Parameters
-    ----------
-    g : ndarray, shape (2, H, W)
-
-    Returns
-    -------
-    x : ndarray, shape (H, W)
-
-    Examples
-    --------
-    >>> rng = np.random.default_rng(0)
-    >>> x, g = rng.random((5, 4)), rng.random((2, 5, 4))
-    >>> bool(np.isclose(np.vdot(gradient(x), g), np.vdot(x, gradient_adjoint(g))))
-    True
-    """
-    out = np.zeros(g.shape[1:])
-    out[:-1] -= g[0, :-1]
-    out[1:] += g[0, :-1]
-    out[:, :-1] -= g[1, :, :-1]
-    out[:, 1:] += g[1, :, :-1]
-    return out
-
-
-def total_variation(x: np.ndarray) -> float:
-    """Isotropic total variation ``sum_ij sqrt(dx_ij^2 + dy_ij^2)`` with forward differences.
-
-    Examples
-    --------
-    >>> total_variation(np.array([[0.0, 3.0], [4.0, 0.0]]))  # 5 + 3 + 4 + 0
-    12.0
-    """
-    return float(np.sum(np.sqrt(np.sum(gradient(np.asarray(x, dtype=np.float64)) ** 2, axis=0))))
-
-
 def tv_objective(x: np.ndarray, observed: np.ndarray, psf: np.ndarray, mu: float) -> float:
     """Objective of :func:`tv`: ``0.5 * ||h * x - y||^2 + mu * TV(x)`` (``+inf`` if ``x`` has a negative pixel).
 
@@ -477,7 +330,7 @@ def tv_objective(x: np.ndarray, observed: np.ndarray, psf: np.ndarray, mu: float
     x = np.asarray(x, dtype=np.float64)
     if x.shape != observed.shape:
         raise InputError(f"x and observed differ in shape: {x.shape} vs {observed.shape}")
-    mu = _nonnegative_float(mu, "tv mu")
+    mu = nonnegative_float(mu, "tv mu")
     if np.any(x < 0):
         return float("inf")
     residual = blur_operator(psf, x.shape).forward(x) - observed
@@ -500,7 +353,7 @@ def tv_steps(lipschitz: float) -> tuple[float, float]:
     >>> tv_steps(1.0)
     (1.0, 0.0625)
     """
-    lipschitz = _nonnegative_float(lipschitz, "Lipschitz constant", strict=True)
+    lipschitz = nonnegative_float(lipschitz, "Lipschitz constant", strict=True)
     tau = 1.0 / lipschitz
     sigma = (1.0 / tau - lipschitz / 2.0) / GRADIENT_NORM2
     return tau, sigma
@@ -568,10 +421,10 @@ def tv(
     (51, True, True)
     """
     observed, psf = _check_inputs(observed, psf)
-    mu = _nonnegative_float(mu, "tv mu")
-    num_iter = _positive_int(num_iter, "num_iter")
+    mu = nonnegative_float(mu, "tv mu")
+    num_iter = positive_int(num_iter, "num_iter")
     if tol is not None:
-        tol = _nonnegative_float(tol, "tol", strict=True)
+        tol = nonnegative_float(tol, "tol", strict=True)
     op = blur_operator(psf, observed.shape, workers)
     tau, sigma = tv_steps(op.norm2)
 
@@ -607,6 +460,178 @@ def tv(
     return x
 
 
-register("wiener", "Laplacian-regularised Wiener filter (periodic)", balance=WIENER_BALANCE)(wiener)
-register("rl", "Richardson-Lucy, unclipped (as scikit-image)", num_iter=30, precision="single")(rl)
-register("tv", "Non-negative total variation, Condat-Vu primal-dual", mu=TV_MU, num_iter=100, tol=None)(tv)
+
+# --------------------------------------------------------------------------- parameter selection hooks
+#
+# Each method's record carries two hooks (see astrodeconv.registry): ``oracle(observed, psf,
+# score)`` maximises ``score(estimate)`` (the PSNR against the clean image) over the method's
+# grid; ``auto(observed, psf, sigma)`` applies Morozov's discrepancy principle, choosing the
+# parameter whose residual ``||h * x_hat - y||^2 / npix`` matches ``TAU * sigma^2``.
+# astrodeconv.selection validates the inputs and calls them.
+
+
+def wiener_oracle(observed: np.ndarray, psf: np.ndarray, score: Score) -> tuple[dict[str, Any], float]:
+    """``balance`` over :data:`WIENER_BALANCES` maximising ``score``; the image's FFT is shared (:func:`wiener_path`)."""
+    best, balance = max((score(est), b) for b, est in wiener_path(observed, psf, WIENER_BALANCES))
+    return {"balance": float(balance)}, best
+
+
+def rl_oracle(observed: np.ndarray, psf: np.ndarray, score: Score) -> tuple[dict[str, Any], float]:
+    """``num_iter`` in ``1 .. RL_MAX_ITER`` maximising ``score``: one run, every iterate scored (ties: fewest)."""
+    scores = [(score(est), k) for k, (est, _) in enumerate(rl_iterates(observed, psf, RL_MAX_ITER), 1)]
+    best, num_iter = max(scores, key=lambda s: (s[0], -s[1]))
+    return {"num_iter": int(num_iter)}, best
+
+
+def tv_oracle(observed: np.ndarray, psf: np.ndarray, score: Score) -> tuple[dict[str, Any], float]:
+    """``mu`` over :data:`TV_MUS` (a factor ~3.2 apart), then the two geometric midpoints around the best.
+
+    Each solve has :data:`TV_NUM_ITER` iterations: 9 solves.
+    """
+    tried: dict[float, float] = {}
+
+    def tv_score(mu: float) -> float:
+        if mu not in tried:
+            tried[mu] = score(tv(observed, psf, mu=mu, num_iter=TV_NUM_ITER))
+        return tried[mu]
+
+    coarse = [float(m) for m in TV_MUS]
+    for mu in coarse:
+        tv_score(mu)
+    i = coarse.index(max(coarse, key=tv_score))
+    step = np.sqrt(coarse[1] / coarse[0])
+    for mu in (coarse[i] / step, coarse[i] * step):
+        tv_score(float(mu))
+    mu = max(tried, key=tried.get)
+    return {"mu": mu}, tried[mu]
+
+
+def wiener_residuals(
+    observed: np.ndarray, psf: np.ndarray, balances: np.ndarray, border: int | None = None
+) -> np.ndarray:
+    """Residual per pixel ``||h * x_b - y||^2 / npix`` of :func:`wiener` for each balance.
+
+    The residual of the periodic model the filter assumes,
+    ``R_b = F^-1[ b |L|^2 / (|T|^2 + b |L|^2) Y ]``, averaged over the pixels at least
+    ``border`` pixels from the edges. An observed crop of a larger sky is not periodic:
+    its wrap-around edges add a residual the filter cannot remove whatever the balance,
+    so the default ``border`` (half the PSF's larger side) leaves those bands out. With
+    ``border=0`` the mean is over every pixel (then computed by Parseval, without an
+    inverse transform). The residual increases with the balance.
+
+    Returns
+    -------
+    residuals : ndarray, shape (len(balances),)
+
+    Examples
+    --------
+    >>> from astrodeconv.psf import gaussian
+    >>> from astrodeconv.forward import blur
+    >>> y = np.random.default_rng(0).random((16, 15))
+    >>> r = wiener_residuals(y, gaussian(2.0), [0.01, 1.0], border=0)
+    >>> x_hat = wiener(y, gaussian(2.0), 1.0)
+    >>> bool(np.isclose(r[1], np.mean((blur(x_hat, gaussian(2.0), "periodic") - y) ** 2)))
+    True
+    """
+    residual = _wiener_residual_function(observed, psf, border)
+    return np.asarray([residual(b) for b in np.atleast_1d(np.asarray(balances, dtype=np.float64))])
+
+
+def _wiener_residual_function(observed: np.ndarray, psf: np.ndarray, border: int | None) -> Callable[[float], float]:
+    """``balance -> residual`` of :func:`wiener_residuals`, with the transforms computed once."""
+    observed, psf = check_image(observed, psf)
+    border = max(psf.shape) // 2 if border is None else int(border)
+    if border < 0 or 2 * border >= min(observed.shape):
+        raise InputError(f"border must be >= 0 and leave pixels in an image of shape {observed.shape}, got {border}")
+    spectrum, otf, reg2 = wiener_parts(observed, psf)
+    power = np.abs(otf) ** 2
+    npix = observed.size
+    # Weights of the half spectrum: columns other than 0 (and W/2 for even W) stand for two.
+    weight = np.full(spectrum.shape[1], 2.0)
+    weight[0] = 1.0
+    if observed.shape[1] % 2 == 0:
+        weight[-1] = 1.0
+    y2 = np.abs(spectrum) ** 2 * weight
+
+    def residual(balance: float) -> float:
+        ratio = balance * reg2 / (power + balance * reg2)
+        if border == 0:
+            return float(np.sum(y2 * ratio**2)) / npix**2
+        spatial = fft.irfft2(ratio * spectrum, s=observed.shape, workers=-1)
+        return float(np.mean(spatial[border:-border, border:-border] ** 2))
+
+    return residual
+
+
+def wiener_auto(observed: np.ndarray, psf: np.ndarray, sigma: float) -> dict[str, Any]:
+    """The balance whose residual (:func:`wiener_residuals`, half a PSF from the edges) is ``WIENER_TAU sigma^2``.
+
+    The residual increases with ``balance``; bisection in ``log(balance)`` within the
+    oracle's range ``[1e-3, 1e5]`` (30 halvings), clamped to the range ends. The plain
+    discrepancy principle (``TAU`` = 1) oversmooths; ``TAU`` = 0.98 comes closer to the
+    oracle; lower values meet the residual's floor (the noise beyond the PSF's cut-off
+    frequency, which no balance removes) and fail abruptly. The losses against the oracle
+    are in ``docs/results`` (``astrodeconv benchmark``).
+    """
+    target = WIENER_TAU * sigma**2
+    residual = _wiener_residual_function(observed, psf, border=None)
+    lo, hi = np.log(WIENER_BALANCES[0]), np.log(WIENER_BALANCES[-1])
+    if target <= residual(np.exp(lo)):
+        return {"balance": float(np.exp(lo))}
+    if target >= residual(np.exp(hi)):
+        return {"balance": float(np.exp(hi))}
+    for _ in range(30):  # brackets log(balance) to 18.4 / 2^30
+        mid = 0.5 * (lo + hi)
+        if residual(np.exp(mid)) < target:
+            lo = mid
+        else:
+            hi = mid
+    return {"balance": float(np.exp(0.5 * (lo + hi)))}
+
+
+def rl_auto(observed: np.ndarray, psf: np.ndarray, sigma: float) -> dict[str, Any]:
+    """The first iteration whose residual is at most ``max(RL_TAU sigma^2, min_k r_k + RL_FLOOR_MARGIN sigma^2)``.
+
+    One run of :data:`RL_MAX_ITER` iterations, residuals ``r_k = ||conv(x_k, h) - y||^2 /
+    npix``. RL's residual falls with the iterations but, with Gaussian noise and negative
+    pixels it cannot fit, levels off above ``sigma^2``, so the plain discrepancy target is
+    rarely reached; the second term stops once the residual is within 3 % of ``sigma^2`` of
+    its lowest level. (On a dark image with many negative pixels unclipped RL diverges after
+    a few tens of iterations and its residual rises again: the lowest level, not the last,
+    is the reference.)
+    """
+    residuals = np.array([np.mean((blurred - observed) ** 2) for _, blurred in rl_iterates(observed, psf, RL_MAX_ITER)])
+    threshold = max(RL_TAU * sigma**2, residuals.min() + RL_FLOOR_MARGIN * sigma**2)
+    return {"num_iter": int(np.argmax(residuals <= threshold)) + 1}
+
+
+def tv_auto(observed: np.ndarray, psf: np.ndarray, sigma: float) -> dict[str, Any]:
+    """The ``mu`` whose solution's residual is closest (in log scale) to ``TV_TAU sigma^2``.
+
+    The residual grows with ``mu``: bisection in ``log(mu)`` over ``[TV_MUS[0], TV_MUS[-1]]``
+    with 6 solves of :data:`TV_NUM_ITER` iterations. With 100 iterations the PSNR-best ``mu``
+    leaves a residual a little below ``sigma^2``, so this rule smooths more than the oracle.
+    """
+    target = TV_TAU * sigma**2
+    lo, hi = np.log(TV_MUS[0]), np.log(TV_MUS[-1])
+    tried: dict[float, float] = {}
+    op = blur_operator(psf, observed.shape)
+    for _ in range(6):
+        mu = float(np.exp(0.5 * (lo + hi)))
+        estimate = tv(observed, psf, mu=mu, num_iter=TV_NUM_ITER)
+        residual = float(np.mean((op.forward(estimate) - observed) ** 2))
+        tried[mu] = residual
+        if residual < target:
+            lo = np.log(mu)
+        else:
+            hi = np.log(mu)
+    mu = min(tried, key=lambda m: abs(np.log(tried[m] / target)))
+    return {"mu": mu}
+
+
+register("wiener", "Laplacian-regularised Wiener filter (periodic)", defaults={"balance": WIENER_BALANCE},
+         tuned="balance", grid=tuple(float(b) for b in WIENER_BALANCES), oracle=wiener_oracle, auto=wiener_auto)(wiener)
+register("rl", "Richardson-Lucy, unclipped (as scikit-image)", defaults={"num_iter": 30, "precision": "single"},
+         tuned="num_iter", grid=tuple(float(k) for k in range(1, RL_MAX_ITER + 1)), oracle=rl_oracle, auto=rl_auto)(rl)
+register("tv", "Non-negative total variation, Condat-Vu primal-dual", defaults={"mu": TV_MU, "num_iter": 100, "tol": None},
+         tuned="mu", grid=tuple(float(m) for m in TV_MUS), oracle=tv_oracle, auto=tv_auto)(tv)

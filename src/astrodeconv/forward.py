@@ -18,6 +18,7 @@ import numpy as np
 from scipy import fft, signal
 
 from .errors import InputError
+from .operators import psf_otf  # noqa: F401  (re-exported: its former home)
 from .psf import validate as validate_psf
 
 BOUNDARIES = ("zero", "reflect", "periodic")
@@ -61,39 +62,6 @@ def blur(x: np.ndarray, psf: np.ndarray, boundary: str = "zero") -> np.ndarray:
     if boundary == "periodic":
         return fft.irfft2(fft.rfft2(x) * psf_otf(psf, x.shape), s=x.shape)
     raise InputError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
-
-
-def psf_otf(psf: np.ndarray, shape: tuple[int, int], workers: int = 1) -> np.ndarray:
-    """Real-FFT transfer function of ``psf`` for circular convolution on ``shape``.
-
-    The PSF is zero-padded to ``shape`` and rolled so that its origin
-    ``(psf.shape - 1) // 2`` lands on pixel (0, 0).
-
-    Parameters
-    ----------
-    psf : ndarray, shape (h, w)
-    shape : tuple of int
-        Grid ``(H, W)`` with ``h <= H`` and ``w <= W``.
-    workers : int
-        Threads for :mod:`scipy.fft` (-1: all cores).
-
-    Returns
-    -------
-    otf : ndarray, shape (H, W // 2 + 1), complex128
-
-    Examples
-    --------
-    >>> otf = psf_otf(np.full((3, 3), 1 / 9), (8, 8))
-    >>> otf.shape, round(float(abs(otf[0, 0])), 12)
-    ((8, 5), 1.0)
-    """
-    psf = np.asarray(psf, dtype=np.float64)
-    if psf.shape[0] > shape[0] or psf.shape[1] > shape[1]:
-        raise InputError(f"PSF of shape {psf.shape} is larger than the grid {tuple(shape)}; crop the PSF")
-    padded = np.zeros(shape)
-    padded[: psf.shape[0], : psf.shape[1]] = psf
-    padded = np.roll(padded, (-((psf.shape[0] - 1) // 2), -((psf.shape[1] - 1) // 2)), axis=(0, 1))
-    return fft.rfft2(padded, workers=workers)
 
 
 def pad_to_odd(psf: np.ndarray) -> np.ndarray:

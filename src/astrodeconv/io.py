@@ -60,7 +60,7 @@ def read_image(path: str | Path, hdu: int | str | None = None) -> tuple[np.ndarr
         raise InputError(f"{path} is a folder, expected a FITS file")
     try:
         with fits.open(path, memmap=False) as hdul:
-            chosen = _choose_hdu(hdul, hdu, path)
+            chosen = choose_hdu(hdul, hdu, path)
             data = chosen.data
             header = chosen.header.copy()
     except InputError:
@@ -84,7 +84,8 @@ def read_image(path: str | Path, hdu: int | str | None = None) -> tuple[np.ndarr
     return data.astype(np.float64), header
 
 
-def _choose_hdu(hdul: fits.HDUList, hdu: int | str | None, path: Path) -> Any:
+def choose_hdu(hdul: fits.HDUList, hdu: int | str | None, path: Path) -> Any:
+    """The HDU ``hdu`` (index or EXTNAME) of an open file, or the first holding image data when ``None``."""
     if hdu is None:
         for candidate in hdul:
             if candidate.is_image and candidate.data is not None:
@@ -126,9 +127,7 @@ def write_image(
     path : Path
     """
     path = check_output(path, overwrite)
-    hdu = fits.PrimaryHDU(np.asarray(data, dtype=np.float32), header=_clean_header(header))
-    for key, value in _provenance_cards(provenance or {}).items():
-        hdu.header[key] = value
+    hdu = output_hdu(np.asarray(data, dtype=np.float32), header, provenance)
     fd, tmp = temporary_beside(path)
     os.close(fd)
     try:
@@ -163,6 +162,14 @@ def temporary_beside(path: Path) -> tuple[int, str]:
     os.umask(umask)
     os.fchmod(fd, 0o666 & ~umask)
     return fd, tmp
+
+
+def output_hdu(data: np.ndarray, header: fits.Header | None, provenance: dict[str, Any] | None) -> fits.PrimaryHDU:
+    """A primary HDU of ``data`` keeping ``header`` (structural cards fixed) with the provenance cards added."""
+    hdu = fits.PrimaryHDU(data, header=_clean_header(header))
+    for key, value in _provenance_cards(provenance or {}).items():
+        hdu.header[key] = value
+    return hdu
 
 
 def _clean_header(header: fits.Header | None) -> fits.Header | None:

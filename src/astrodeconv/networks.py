@@ -1,6 +1,8 @@
 """Networks as restoration methods: the paper's ``cnn3`` and ``cnn1``, and the restorers.
 
-``cnn3`` and ``cnn1`` are registered in :mod:`astrodeconv.methods` with the parameters
+Each is registered (:mod:`astrodeconv.registry`) with a ``network`` hook that builds the
+module to run, so the same network serves whole-image, streamed and Dask prediction.
+``cnn3`` and ``cnn1`` take the parameters
 
 * ``model`` — ``None`` (the model folder shipped in ``astrodeconv/models/<name>/``), the
   path of a model folder written by :func:`astrodeconv.nn.train`, or, for ``cnn3``, one of
@@ -22,8 +24,8 @@ work in any units.
 Examples
 --------
 >>> from astrodeconv.methods import METHODS
->>> sorted(METHODS["cnn3"].defaults)
-['device', 'model', 'tile']
+>>> sorted(METHODS["cnn3"].defaults), METHODS["cnn3"].tileable, METHODS["restorer"].takes_sigma
+(['device', 'model', 'tile'], True, True)
 """
 
 from __future__ import annotations
@@ -36,10 +38,10 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
-from .methods import register
+from .noise import NoiseStatistics, noise_statistics
+from .psf import parse_spec
+from .registry import register
 
-#: Methods whose networks take the PSF and the noise level (a Wiener bank + CNN, in noise units).
-RESTORERS = ("restorer", "restorer-universal")
 #: Folder of the shipped model folders (``models/cnn3``, ``models/cnn1``).
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 
@@ -95,9 +97,8 @@ def load_network(name: str, model: str | Path | None = None, arch: str | None = 
     return _load_cached(name, str(path), stamp, arch or name)
 
 
-def _check_psf(psf: np.ndarray, spec: str, name: str) -> None:
-    from .psf import parse_spec
-
+def check_trained_psf(psf: np.ndarray, spec: str, name: str) -> None:
+    """Warn when ``psf`` differs from the PSF ``spec`` that network ``name`` was trained for."""
     try:
         expected = parse_spec(spec)
     except InputError:
@@ -112,15 +113,38 @@ def _check_psf(psf: np.ndarray, spec: str, name: str) -> None:
         )
 
 
-def _restore(name: str, observed: np.ndarray, psf: np.ndarray, model: Any, tile: int | None, device: str) -> np.ndarray:
+def fixed_psf_network(name: str, params: dict[str, Any], psf: np.ndarray, stats: NoiseStatistics | None) -> Any:
+    """``network`` hook of ``cnn3`` and ``cnn1``: the trained network (a warning if ``psf`` is not its own)."""
+    network, spec = load_network(name, params["model"])
+    check_trained_psf(np.asarray(psf, dtype=np.float64), spec, name)
+    return network
+
+
+def restorer_network(name: str, params: dict[str, Any], psf: np.ndarray, stats: NoiseStatistics | None) -> Any:
+    """``network`` hook of the restorers: the network with the bank of ``psf``, wrapped in noise units ``stats``."""
+    from .nn.restorer import NoiseUnits
+
+    if stats is None:
+        raise InputError(f"{name} works in noise units: pass the image's noise statistics (astrodeconv.noise)")
+    return NoiseUnits(load_restorer(name, params["model"], psf, stats.snr), *stats)
+
+
+def _predict(name: str, observed: np.ndarray, psf: np.ndarray, **params: Any) -> np.ndarray:
+    """Whole-image prediction of method ``name``: its network, then :func:`astrodeconv.nn.predict.deconvolve`."""
     from .nn.predict import deconvolve
+    from .registry import get
 
-    network, spec = load_network(name, model)
-    _check_psf(np.asarray(psf, dtype=np.float64), spec, name)
-    return deconvolve(observed, network, tile=tile, device=device)
+    method = get(name)
+    stats = noise_statistics(observed, params.get("sigma")) if method.takes_sigma else None
+    network = method.network(params, psf, stats)
+    return deconvolve(observed, network, tile=params["tile"], device=params["device"])
 
 
-@register("cnn3", "paper's 3-layer CNN (Flamary 2017), shipped or given weights", model=None, tile=None, device="cpu")
+_FIXED = {"defaults": {"model": None, "tile": None, "device": "cpu"}, "reads_psf": False}
+
+
+@register("cnn3", "paper's 3-layer CNN (Flamary 2017), shipped or given weights",
+          network=functools.partial(fixed_psf_network, "cnn3"), **_FIXED)
 def cnn3(
     observed: np.ndarray, psf: np.ndarray, model: str | Path | None = None, tile: int | None = None, device: str = "cpu"
 ) -> np.ndarray:
@@ -142,15 +166,16 @@ def cnn3(
     -------
     estimate : ndarray, shape (H, W), float64
     """
-    return _restore("cnn3", observed, psf, model, tile, device)
+    return _predict("cnn3", observed, psf, model=model, tile=tile, device=device)
 
 
-@register("cnn1", "one linear 19x19 filter learned from data (paper's 1-CNN)", model=None, tile=None, device="cpu")
+@register("cnn1", "one linear 19x19 filter learned from data (paper's 1-CNN)",
+          network=functools.partial(fixed_psf_network, "cnn1"), **_FIXED)
 def cnn1(
     observed: np.ndarray, psf: np.ndarray, model: str | Path | None = None, tile: int | None = None, device: str = "cpu"
 ) -> np.ndarray:
     """Restore with a single learned linear filter (see :func:`cnn3` for the parameters)."""
-    return _restore("cnn1", observed, psf, model, tile, device)
+    return _predict("cnn1", observed, psf, model=model, tile=tile, device=device)
 
 
 def load_restorer(name: str, model: str | Path | None, psf: np.ndarray, snr: float | None = None) -> Any:
@@ -162,23 +187,15 @@ def load_restorer(name: str, model: str | Path | None, psf: np.ndarray, snr: flo
     network, spec = load_network(name, model, arch="restorer")
     psf = np.asarray(psf, dtype=np.float64)
     if spec != "any":
-        _check_psf(psf, spec, name)
+        check_trained_psf(psf, spec, name)
     return network.set_psf(psf, snr)
 
 
-def _restore_normalised(
-    name: str, observed: np.ndarray, psf: np.ndarray, sigma: float | None, model: Any, tile: int | None, device: str
-) -> np.ndarray:
-    from .nn.predict import deconvolve
-    from .nn.restorer import NoiseUnits, noise_statistics
-
-    stats = noise_statistics(observed, sigma)
-    network = load_restorer(name, model, psf, stats.snr)
-    return deconvolve(observed, NoiseUnits(network, *stats), tile=tile, device=device)
+_RESTORER = {"defaults": {"sigma": None, "model": None, "tile": None, "device": "cpu"}, "takes_sigma": True}
 
 
 @register("restorer-universal", "Wiener bank from the given PSF + residual CNN, any PSF and noise level (default)",
-          sigma=None, model=None, tile=None, device="cpu")
+          network=functools.partial(restorer_network, "restorer-universal"), **_RESTORER)
 def restorer_universal(
     observed: np.ndarray,
     psf: np.ndarray,
@@ -202,7 +219,7 @@ def restorer_universal(
         Its PSF; the network's Wiener bank is computed from it.
     sigma : float, optional
         Standard deviation of the noise, in the units of ``observed``; ``None``: estimated
-        from the image (:func:`astrodeconv.selection.estimate_sigma`).
+        from the image (:func:`astrodeconv.noise.estimate_sigma`).
     model : str or Path, optional
         Restorer model folder; ``None`` for the shipped one.
     tile : int, optional
@@ -213,11 +230,11 @@ def restorer_universal(
     -------
     estimate : ndarray, shape (H, W), float64, in the units of ``observed``
     """
-    return _restore_normalised("restorer-universal", observed, psf, sigma, model, tile, device)
+    return _predict("restorer-universal", observed, psf, sigma=sigma, model=model, tile=tile, device=device)
 
 
 @register("restorer", "Wiener bank + residual CNN trained for one PSF and noise level (the paper's by default)",
-          sigma=None, model=None, tile=None, device="cpu")
+          network=functools.partial(restorer_network, "restorer"), **_RESTORER)
 def restorer(
     observed: np.ndarray,
     psf: np.ndarray,
@@ -231,4 +248,4 @@ def restorer(
     The shipped model is the paper's setting (``airy-paper``, sigma = 0.01 of the maximum);
     another PSF gives a warning, as for ``cnn3``.
     """
-    return _restore_normalised("restorer", observed, psf, sigma, model, tile, device)
+    return _predict("restorer", observed, psf, sigma=sigma, model=model, tile=tile, device=device)

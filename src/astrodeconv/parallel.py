@@ -25,7 +25,9 @@ from typing import Any, Iterator
 import numpy as np
 
 from .errors import InputError
-from .stream import _check_margin, _check_tile, create_output, open_source, prepare
+from .checks import DEFAULT_CHUNK, network_margin, tile_side
+from .masks import fill_bad, restore_bad
+from .stream import create_output, open_source, prepare
 
 __all__ = ["cluster_client", "deconvolve_dask", "deconvolve_fits_dask"]
 
@@ -41,13 +43,10 @@ def _import_dask() -> Any:
 def _restore_block(block: np.ndarray, model: Any, tile: int | None, pad: str, device: str, fill: float | None) -> np.ndarray:
     from .nn.predict import deconvolve
 
-    y = np.asarray(block, dtype=np.float64)
-    bad = ~np.isfinite(y)
-    if fill is not None and bad.any():
-        y = np.where(bad, fill, y)
-    out = deconvolve(y, model, tile=tile, device=device, boundary=pad)
-    out[bad] = np.nan
-    return out.astype(np.float32)
+    if fill is None:  # the array must be finite (deconvolve says so otherwise): never a per-chunk median
+        return deconvolve(np.asarray(block, dtype=np.float64), model, tile=tile, device=device, boundary=pad).astype(np.float32)
+    y, bad = fill_bad(block, fill)
+    return restore_bad(deconvolve(y, model, tile=tile, device=device, boundary=pad), bad).astype(np.float32)
 
 
 def _merge_small_edges(chunks: tuple[tuple[int, ...], ...], minimum: int) -> tuple[tuple[int, ...], ...]:
@@ -114,9 +113,8 @@ def deconvolve_dask(
     da = _import_dask()
     import dask
 
-    margin = _check_margin(model)
-    if tile is not None:
-        tile = _check_tile(tile)
+    margin = network_margin(model)
+    tile = tile_side(tile, allow_none=True)
     if fill is not None and not np.isfinite(fill):
         raise InputError(f"fill must be a finite number or None, got {fill!r}")
     array = da.asarray(array)
@@ -167,7 +165,7 @@ def deconvolve_fits_dask(
     output_path: str | Path,
     model: Any,
     client: Any = None,
-    chunk: int = 2048,
+    chunk: int = DEFAULT_CHUNK,
     *,
     tile: int | None = None,
     hdu: int | str | None = None,
@@ -197,7 +195,7 @@ def deconvolve_fits_dask(
     da = _import_dask()
     import dask
 
-    chunk = _check_tile(chunk)
+    chunk = tile_side(chunk)
     with open_source(input_path, hdu) as src:
         prep = prepare(src, scale)
         path, index, shape, header = str(src.path.resolve()), src.index, src.shape, src.header

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage, special
 
+from .checks import as_integer, finite_image, odd_int, positive_float, positive_int
 from .errors import InputError
 
 #: Half width at half maximum of ``(2 J1(r) / r)^2`` in units of r.
@@ -59,8 +60,8 @@ def airy_paper(size: int = 64, nr: float = 5.0) -> np.ndarray:
     >>> h.shape, round(float(h.sum()), 12)
     ((64, 64), 1.0)
     """
-    size = _positive_int(size, "size")
-    nr = _positive_float(nr, "nr")
+    size = positive_int(size, "size")
+    nr = positive_float(nr, "nr", "number of pixels")
     x = np.linspace(-1.0, 1.0, size)
     xx, yy = np.meshgrid(x, x)
     r = np.hypot(xx, yy) * np.pi * nr
@@ -92,7 +93,7 @@ def airy(fwhm: float, size: int | None = None) -> np.ndarray:
     >>> h.shape[0] % 2, round(float(fwhm(h)), 1)
     (1, 4.0)
     """
-    fwhm = _positive_float(fwhm, "fwhm")
+    fwhm = positive_float(fwhm, "fwhm", "number of pixels")
     scale = 2 * AIRY_HWHM / fwhm  # r units per pixel
     if size is None:
         # Encircled energy of the Airy pattern: 1 - J0(r)^2 - J1(r)^2 (non-decreasing).
@@ -100,7 +101,7 @@ def airy(fwhm: float, size: int | None = None) -> np.ndarray:
         ee = 1.0 - special.j0(r) ** 2 - special.j1(r) ** 2
         radius_r = r[np.argmax(ee >= FLUX_FRACTION)]
         size = _odd_size(radius_r / scale)
-    rr = _radius_grid(_odd_int(size, "size")) * scale
+    rr = _radius_grid(odd_int(size, "size")) * scale
     with np.errstate(invalid="ignore", divide="ignore"):
         psf = (2 * special.j1(rr) / rr) ** 2
     psf[rr == 0] = 1.0
@@ -128,12 +129,12 @@ def gaussian(fwhm: float, size: int | None = None) -> np.ndarray:
     >>> h.shape, round(float(fwhm(h)), 1)
     ((13, 13), 4.0)
     """
-    fwhm = _positive_float(fwhm, "fwhm")
+    fwhm = positive_float(fwhm, "fwhm", "number of pixels")
     sigma = fwhm / (2 * np.sqrt(2 * np.log(2)))
     if size is None:
         # Disc of radius r holds 1 - exp(-r^2 / (2 sigma^2)) of the flux.
         size = _odd_size(sigma * np.sqrt(-2 * np.log(1 - FLUX_FRACTION)))
-    rr = _radius_grid(_odd_int(size, "size"))
+    rr = _radius_grid(odd_int(size, "size"))
     psf = np.exp(-0.5 * (rr / sigma) ** 2)
     return psf / psf.sum()
 
@@ -161,7 +162,7 @@ def moffat(fwhm: float, beta: float = 3.0, size: int | None = None) -> np.ndarra
     >>> round(float(fwhm(h)), 1)
     5.0
     """
-    fwhm = _positive_float(fwhm, "fwhm")
+    fwhm = positive_float(fwhm, "fwhm", "number of pixels")
     beta = float(beta)
     if not beta > 1:
         raise InputError(f"moffat beta must be > 1 for a finite flux, got {beta}")
@@ -170,7 +171,7 @@ def moffat(fwhm: float, beta: float = 3.0, size: int | None = None) -> np.ndarra
         # Disc of radius r holds 1 - (1 + (r/alpha)^2)^(1 - beta) of the flux.
         radius = alpha * np.sqrt((1 - FLUX_FRACTION) ** (1 / (1 - beta)) - 1)
         size = _odd_size(radius)
-    rr = _radius_grid(_odd_int(size, "size"))
+    rr = _radius_grid(odd_int(size, "size"))
     psf = (1 + (rr / alpha) ** 2) ** (-beta)
     return psf / psf.sum()
 
@@ -199,6 +200,28 @@ def validate(psf: np.ndarray, name: str = "psf") -> np.ndarray:
     if not total > 0:
         raise InputError(f"{name} sums to {total}; a PSF must have a positive sum")
     return psf / total
+
+
+def check_image(observed: np.ndarray, psf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate an observation and its PSF for restoration.
+
+    Returns the image as float64 and the PSF normalised to sum 1. The image must be 2-D,
+    hold at least one finite pixel, not be constant (:func:`astrodeconv.checks.finite_image`),
+    and be at least as large as the PSF.
+
+    Examples
+    --------
+    >>> y, h = check_image(np.eye(5), np.ones((3, 3)))
+    >>> y.shape, float(h.sum())
+    ((5, 5), 1.0)
+    """
+    observed = finite_image(observed)
+    psf = validate(psf)
+    if psf.shape[0] > observed.shape[0] or psf.shape[1] > observed.shape[1]:
+        raise InputError(
+            f"PSF of shape {psf.shape} is larger than the image {observed.shape}; crop the PSF or use a larger image"
+        )
+    return observed, psf
 
 
 def from_fits(path: str | Path, hdu: int | str | None = None) -> np.ndarray:
@@ -262,7 +285,7 @@ def parse_spec(spec: str) -> np.ndarray:
             except ValueError:
                 raise InputError(f"PSF spec {spec!r}: {key} must be a number, got {value!r}") from None
         if "size" in kwargs:
-            kwargs["size"] = _as_int(kwargs["size"], "size")
+            kwargs["size"] = as_integer(kwargs["size"], "size")
         func, allowed = PSF_MODELS[name]
         unknown = set(kwargs) - set(allowed)
         if unknown:
@@ -294,30 +317,3 @@ def _radius_grid(size: int) -> np.ndarray:
 
 def _odd_size(radius: float) -> int:
     return 2 * int(np.ceil(radius)) + 1
-
-
-def _as_int(value: float, name: str) -> int:
-    if not np.isfinite(value) or value != int(value):
-        raise InputError(f"{name} must be an integer, got {value}")
-    return int(value)
-
-
-def _positive_int(value: int, name: str) -> int:
-    value = _as_int(float(value), name)
-    if value < 1:
-        raise InputError(f"{name} must be a positive integer, got {value}")
-    return value
-
-
-def _odd_int(value: int, name: str) -> int:
-    value = _positive_int(value, name)
-    if value % 2 == 0:
-        raise InputError(f"{name} must be odd so the PSF is centred on a pixel, got {value}")
-    return value
-
-
-def _positive_float(value: float, name: str) -> float:
-    value = float(value)
-    if not (np.isfinite(value) and value > 0):
-        raise InputError(f"{name} must be a positive number of pixels, got {value}")
-    return value

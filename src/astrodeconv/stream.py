@@ -43,7 +43,9 @@ import numpy as np
 from astropy.io import fits
 
 from .errors import InputError
-from .io import _clean_header, _provenance_cards, check_output, temporary_beside
+from .checks import DEFAULT_TILE, network_margin, tile_side
+from .io import check_output, choose_hdu, output_hdu, temporary_beside
+from .masks import fill_bad, restore_bad
 
 __all__ = ["STREAM_PIXELS", "FitsRegion", "ImageSource", "create_output", "deconvolve_fits", "image_shape", "open_source"]
 
@@ -109,8 +111,6 @@ def open_source(path: str | Path, hdu: int | str | None = None, allow_gzip: bool
     InputError
         Missing or unreadable file, gzip-compressed file, no image, not 2-D.
     """
-    from .io import _choose_hdu
-
     path = Path(path)
     if not path.is_file():
         raise InputError(f"file not found: {path}" if not path.exists() else f"{path} is not a file, expected FITS")
@@ -132,7 +132,7 @@ def open_source(path: str | Path, hdu: int | str | None = None, allow_gzip: bool
                 if chosen is None:
                     raise InputError(f"{path}: no HDU holds image data")
             else:
-                chosen = _choose_hdu(hdul, hdu, path)
+                chosen = choose_hdu(hdul, hdu, path)
             shape = tuple(int(n) for n in chosen.shape)
         except (OSError, ValueError, TypeError, EOFError) as exc:
             if isinstance(exc, InputError):
@@ -294,9 +294,7 @@ def create_output(
     """
     path = check_output(path, overwrite)
     H, W = (int(n) for n in shape)
-    hdu = fits.PrimaryHDU(np.zeros((1, 1), dtype=np.float32), header=_clean_header(header))
-    for key, value in _provenance_cards(provenance or {}).items():
-        hdu.header[key] = value
+    hdu = output_hdu(np.zeros((1, 1), dtype=np.float32), header, provenance)
     hdu.verify("silentfix")
     head = hdu.header
     head["NAXIS1"], head["NAXIS2"] = W, H
@@ -328,7 +326,7 @@ def deconvolve_fits(
     input_path: str | Path,
     output_path: str | Path,
     model: Any,
-    tile: int = 1024,
+    tile: int = DEFAULT_TILE,
     *,
     hdu: int | str | None = None,
     scale: float | None = None,
@@ -386,8 +384,8 @@ def deconvolve_fits(
 
     from .nn.predict import deconvolve, tile_origins
 
-    tile = _check_tile(tile)
-    margin = _check_margin(model)
+    tile = tile_side(tile)
+    margin = network_margin(model)
     with open_source(input_path, hdu) as src:
         prep = prepare(src, scale)
         H, W = src.shape
@@ -398,8 +396,8 @@ def deconvolve_fits(
                 th, tw = min(tile, H), min(tile, W)
                 window, (i, j) = read_window(src, r, c, th, tw, margin)
                 y, bad = normalised(window, prep)
-                restored = deconvolve(y, model, tile=None, device=device, boundary=boundary)  # sub-tiles <= 1024: memory
-                restored[bad] = np.nan
+                restored = deconvolve(y, model, tile=max(y.shape), device=device, boundary=boundary)  # one pass
+                restore_bad(restored, bad)
                 out.region[r : r + th, c : c + tw] = (restored * prep.scale)[i : i + th, j : j + tw]
     return Path(output_path)
 
@@ -417,21 +415,4 @@ def read_window(src: ImageSource, r: int, c: int, th: int, tw: int, margin: int)
 
 def normalised(window: np.ndarray, prep: Prepared) -> tuple[np.ndarray, np.ndarray]:
     """``window / scale`` with non-finite pixels filled; also returns their mask."""
-    y = window / prep.scale
-    bad = ~np.isfinite(y)
-    if prep.fill is not None and bad.any():
-        y[bad] = prep.fill
-    return y, bad
-
-
-def _check_tile(tile: Any) -> int:
-    if isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile < 1:
-        raise InputError(f"tile must be a positive integer number of pixels, got {tile!r}")
-    return int(tile)
-
-
-def _check_margin(model: Any) -> int:
-    margin = getattr(model, "margin", None)
-    if not isinstance(margin, int) or margin < 0:
-        raise InputError(f"model must have a non-negative integer 'margin' attribute, got {margin!r}")
-    return margin
+    return fill_bad(window / prep.scale, prep.fill)

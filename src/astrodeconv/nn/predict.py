@@ -18,12 +18,11 @@ row or column is moved back to end at the image's edge (it overlaps its neighbou
 every tile has the same shape and tiles can be batched. Memory is bounded by
 ``batch_tiles`` tiles: the first layer of ``cnn3`` holds ``64 (tile + 9)^2`` floats per tile.
 
-Speed (measured by ``benchmarks/bench_predict.py``): on CPU the network runs under
-``torch.inference_mode`` with channels-last tensors (oneDNN convolutions), 1.2 to 1.4 times
-faster than a plain NCHW ``nn.Sequential`` and within a few per cent of the float32 matmul
-peak; TorchScript freezing brought nothing more. ``precision="bfloat16"`` is a further 1.7x
-on CPUs with AVX512-BF16 (opt-in: its outputs differ from float32 by ~1e-3, so tiled and
-whole-image outputs are no longer equal to 1e-5).
+Speed: on CPU the network runs under ``torch.inference_mode`` with channels-last tensors
+(oneDNN convolutions); ``precision="bfloat16"`` is opt-in (its outputs differ from float32 by
+~1e-3, so tiled and whole-image outputs are no longer equal to 1e-5). The figures, and the
+default tile side :data:`astrodeconv.checks.DEFAULT_TILE`, are measured by
+``benchmarks/bench_predict.py``.
 """
 
 from __future__ import annotations
@@ -32,18 +31,13 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from ..checks import DEFAULT_TILE, network_margin, tile_side
 from ..errors import InputError
 
 __all__ = ["BOUNDARIES", "DEFAULT_TILE", "PIXELS_PER_PASS", "PRECISIONS", "deconvolve", "resolve_device", "tile_origins"]
 
 BOUNDARIES = {"symmetric": "symmetric", "reflect": "reflect", "edge": "edge", "zero": "constant"}
 PRECISIONS = ("float32", "bfloat16")
-#: Default output tile side (pixels) when ``tile=None`` and the image is larger. Measured on
-#: a 2-core AVX512 CPU (2048^2 image, cnn3, float32): tiles of 1024 took 1.26 s per
-#: megapixel against 1.29 (512 x 4 per pass), 1.37 (256 x 16), 1.52 (256 x 4) and 1.55 for the
-#: whole image in one pass (its 1 GB activations leave the caches); a 1024 tile holds about
-#: 350 MB of activations.
-DEFAULT_TILE = 1024
 #: Pixels per forward pass aimed at when ``batch_tiles=None``.
 PIXELS_PER_PASS = 1024 * 1024
 
@@ -127,8 +121,7 @@ def deconvolve(
         How the image is padded by the margin (see the module docstring).
     precision : {"float32", "bfloat16"}
         Arithmetic of the convolutions. ``"bfloat16"`` (CPU autocast, or CUDA autocast)
-        is about twice as fast on CPUs with AVX512-BF16 and changes the PSNR of the shipped
-        ``cnn3`` by less than 0.02 dB; float32 is the default.
+        is faster on CPUs with AVX512-BF16 and changes outputs by ~1e-3; float32 is the default.
 
     Returns
     -------
@@ -154,9 +147,7 @@ def deconvolve(
             f"image has {int(np.sum(~np.isfinite(image)))} non-finite pixels; fill them first "
             "(astrodeconv.methods.restore does so and masks them in the result)"
         )
-    margin = getattr(model, "margin", None)
-    if not isinstance(margin, int) or margin < 0:
-        raise InputError(f"model must have a non-negative integer 'margin' attribute, got {margin!r}")
+    margin = network_margin(model)
     if boundary not in BOUNDARIES:
         raise InputError(f"boundary must be one of {sorted(BOUNDARIES)}, got {boundary!r}")
     if precision not in PRECISIONS:
@@ -170,9 +161,8 @@ def deconvolve(
         # Balanced tiles of at most DEFAULT_TILE (1042 px -> two of 521, not 1024 + a 1024 moved back).
         th, tw = (-(-n // -(-n // DEFAULT_TILE)) for n in (H, W))
     else:
-        if isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile < 1:
-            raise InputError(f"tile must be a positive integer number of pixels or None, got {tile!r}")
-        th, tw = min(int(tile), H), min(int(tile), W)
+        tile = tile_side(tile, allow_none=True)
+        th, tw = min(tile, H), min(tile, W)
     if batch_tiles is None:
         batch_tiles = max(1, PIXELS_PER_PASS // (th * tw))
     dev = resolve_device(device)

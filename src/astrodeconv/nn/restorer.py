@@ -31,13 +31,16 @@ Cost per output pixel: ``len(balances) kernel^2`` multiply-adds for the bank plu
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..errors import InputError
+from ..noise import NoiseStatistics, noise_statistics, normalise_noise, signal_to_noise
+from ..operators import laplacian_kernel, psf_otf
+from ..psf import validate
 
 __all__ = ["BANK_BALANCES", "NoiseStatistics", "NoiseUnits", "Restorer", "noise_statistics", "normalise_noise",
            "signal_to_noise", "wiener_bank"]
@@ -83,10 +86,6 @@ def wiener_bank(
     >>> bank.shape, [round(float(k.sum()), 2) for k in bank]
     ((5, 25, 25), [1.0, 1.0, 1.0, 1.0, 1.0])
     """
-    from ..classical import laplacian_kernel
-    from ..forward import psf_otf
-    from ..psf import validate
-
     psf = validate(psf)
     kernel = int(kernel)
     if kernel < 3 or kernel % 2 == 0:
@@ -108,62 +107,6 @@ def wiener_bank(
             centred = centred / centred.sum()
         out[k] = centred[::-1, ::-1]
     return out
-
-
-class NoiseStatistics(NamedTuple):
-    """What puts an image in noise units: ``(image - background) / sigma``, and its signal-to-noise ratio."""
-
-    background: float  # median of the image, image units
-    sigma: float  # noise standard deviation, image units
-    snr: float  # 99.9th percentile of the image in noise units (>= 1), see signal_to_noise
-
-
-def signal_to_noise(normalised: np.ndarray) -> float:
-    """Signal-to-noise ratio of an image already in noise units: its 99.9th percentile, at least 1.
-
-    A percentile rather than the maximum, so one hot pixel or cosmic ray does not set it.
-    """
-    level = float(np.percentile(np.asarray(normalised, dtype=np.float64), 99.9))
-    return max(level, 1.0) if np.isfinite(level) else 1.0
-
-
-def noise_statistics(image: np.ndarray, sigma: float | None = None) -> NoiseStatistics:
-    """Background, noise level and signal-to-noise ratio of an image (for :class:`NoiseUnits`).
-
-    Parameters
-    ----------
-    image : ndarray, shape (H, W)
-        Observation in any units; must be finite.
-    sigma : float, optional
-        Standard deviation of its noise, image units. ``None``: estimated from the finest
-        wavelet details (:func:`astrodeconv.selection.estimate_sigma`, Donoho's robust
-        estimator, the one ``skimage.restoration.estimate_sigma`` uses).
-
-    Returns
-    -------
-    NoiseStatistics
-        ``background`` (median, image units), ``sigma`` (image units) and ``snr``
-        (:func:`signal_to_noise` of ``(image - background) / sigma``).
-    """
-    from ..selection import estimate_sigma
-
-    image = np.asarray(image, dtype=np.float64)
-    if sigma is None:
-        sigma = estimate_sigma(image)
-        if not sigma > 0:
-            raise InputError("the image's noise level estimates to 0 (no noise, or a flat or quantised image); pass sigma")
-    else:
-        sigma = float(sigma)
-        if not (np.isfinite(sigma) and sigma > 0):
-            raise InputError(f"sigma must be a positive number (the noise's standard deviation, image units), got {sigma!r}")
-    background = float(np.median(image))
-    return NoiseStatistics(background, sigma, signal_to_noise((image - background) / sigma))
-
-
-def normalise_noise(image: np.ndarray, sigma: float | None = None) -> tuple[np.ndarray, float, float]:
-    """``(image - background) / sigma`` as float32, with :func:`noise_statistics`' background and sigma."""
-    background, sigma, _ = noise_statistics(image, sigma)
-    return ((np.asarray(image, dtype=np.float64) - background) / sigma).astype(np.float32), background, sigma
 
 
 class Restorer(nn.Module):

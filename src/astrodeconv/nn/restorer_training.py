@@ -81,6 +81,19 @@ def _draw_scenes(images: list[np.ndarray], setting: Any, n: int, rng: np.random.
     return [simulate_scene(images[k], setting, rng, SCENE_SIZE) for k in picks]
 
 
+def reference_snr_for(setting: str, reference_snr: float | None = None, fixed_bank: bool = False) -> float | None:
+    """The bank's reference signal-to-noise ratio of a new run: given, ``None`` for a fixed bank, else the setting's.
+
+    ``universal`` scenes span many noise levels, so their bank follows each scene's
+    signal-to-noise ratio (:data:`UNIVERSAL_REFERENCE_SNR`); ``paper`` scenes have one level.
+    """
+    if fixed_bank and reference_snr is not None:
+        raise InputError("--fixed-bank and --reference-snr exclude each other; give one")
+    if reference_snr is None and setting == "universal" and not fixed_bank:
+        return UNIVERSAL_REFERENCE_SNR
+    return reference_snr
+
+
 def train_restorer(
     images: Sequence[np.ndarray | str | os.PathLike],
     out_dir: str | os.PathLike,
@@ -148,9 +161,11 @@ def train_restorer(
 
     if setting not in SETTINGS:
         raise InputError(f"setting must be one of {sorted(SETTINGS)}, got {setting!r}")
+    out = Path(out_dir)
+    if (out / "weights.pt").exists() and not (out / CHECKPOINT_FILE).exists():
+        raise InputError(f"{out} already holds a finished model; choose another folder")
     scene_setting = SETTINGS[setting]
     arrays, records = load_images(images)
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / CHECKPOINT_FILE
     torch.manual_seed(seed)

@@ -114,7 +114,7 @@ def simulate_scene(clean: np.ndarray, setting: SceneSetting, rng: np.random.Gene
     the true neighbouring sky; images smaller than the window are mirrored at their edges.
     """
     from ..psf import airy_paper
-    from .restorer import noise_statistics
+    from ..noise import noise_statistics
 
     paper = rng.random() < setting.paper_fraction
     if paper:

@@ -315,7 +315,7 @@ def train(
     if out.exists() and not out.is_dir():
         raise InputError(f"out_dir {out} exists and is not a folder")
     if not resume and out.is_dir() and any(out.iterdir()):
-        raise InputError(f"out_dir {out} is not empty; choose a new folder, or pass resume=True to continue a run there")
+        raise InputError(f"out_dir {out} is not empty; choose a new folder, or pass resume=True (--resume) to continue a run there")
     if resume and not ckpt_path.exists() and (out / WEIGHTS_FILE).exists() and (out / META_FILE).exists():
         return out  # already finished
     ctx = setup()  # under torchrun: DDP (see .distributed); rank 0 alone writes files

@@ -1,0 +1,329 @@
+"""One pipeline from a FITS file (or an array) to a restored FITS file, whatever the backend.
+
+:func:`restore_file` is what the command line's ``deconvolve`` calls. It takes the decisions
+once, for every backend:
+
+* **units** -- the methods work on images whose maximum is about 1 (the paper's
+  normalisation): the image is divided by its finite maximum and the result multiplied back;
+  an observation written by :func:`simulate_file` (``ADSCALE`` card) is already in those units;
+* **noise level** -- ``sigma`` given, else the ``ADSIGMA`` card, else estimated from the image
+  (:mod:`astrodeconv.noise`); methods that take it (``Method.takes_sigma``) get it, and
+  ``auto`` selection uses it;
+* **bad pixels** -- :mod:`astrodeconv.masks` (filled for the computation, NaN in the result);
+* **parameters** -- the tuned parameter (``Method.tuned``) chosen by :mod:`astrodeconv.selection`
+  unless given;
+* **provenance** -- method, PSF, parameters and selection mode as header cards.
+
+Backends: ``"memory"`` (the whole image), ``"stream"`` (tiles read from and written to disk,
+:mod:`astrodeconv.stream`) and ``"dask"`` (:mod:`astrodeconv.parallel`); ``"auto"`` streams
+images above :data:`astrodeconv.stream.STREAM_PIXELS`. Only methods with a network
+(``Method.tileable``) run by tiles.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import io, methods, psf, selection, stream
+from .checks import DEFAULT_CHUNK, DEFAULT_TILE, finite_image, tile_side
+from .errors import InputError
+from .forward import normalise, observe
+from .masks import fill_bad
+from .noise import estimate_sigma, noise_statistics
+
+__all__ = ["BACKENDS", "PSF_HELP", "Restoration", "restore_array", "restore_file", "simulate_file", "write_psf"]
+
+BACKENDS = ("auto", "memory", "stream", "dask")
+PSF_HELP = "PSF: airy-paper, airy:fwhm=6.5, gaussian:fwhm=4, moffat:fwhm=5,beta=3, or a FITS file"
+#: Side of the central square whose statistics (noise level, signal-to-noise ratio) a tiled run uses.
+SAMPLE_SIDE = 2048
+
+
+@dataclass(frozen=True)
+class Restoration:
+    """What :func:`restore_file` did: the output, the method, its parameters and how it ran."""
+
+    output: Path
+    method: str
+    params: dict[str, Any]
+    how: str
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+
+def _method_params(method: methods.Method, params: dict[str, Any] | None, model: Any, tile: int | None,
+                   device: str | None) -> dict[str, Any]:
+    """``params`` with the network options added where the method takes them; checked against its defaults."""
+    params = dict(params or {})
+    for key, value in (("model", model), ("tile", tile), ("device", device)):
+        if key in method.defaults and value is not None:
+            params.setdefault(key, value)
+        elif key != "device" and value is not None:
+            raise InputError(f"--{key} applies to the networks only, not to method {method.name!r}")
+    methods.check_params(method, params)
+    return params
+
+
+def _header_sigma(header: Any) -> float | None:
+    """The ``ADSIGMA`` card if it is a usable noise level (a noiseless simulation has 0: estimate instead)."""
+    value = header.get("ADSIGMA")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
+
+
+def _psf_spec(spec: str | None, header: Any, path: Path) -> str:
+    spec = spec or header.get("ADPSF")
+    if not spec:
+        raise InputError(f"{path} has no ADPSF card: give the PSF with --psf ({PSF_HELP})")
+    return str(spec)
+
+
+def _shown(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def restore_array(
+    observed: np.ndarray,
+    kernel: np.ndarray,
+    method: str,
+    params: dict[str, Any] | None = None,
+    *,
+    select: str = "auto",
+    sigma: float | None = None,
+    truth: np.ndarray | None = None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Restore an array in its own units (already normalised to a maximum of about 1).
+
+    The noise level reaches the methods that take it (estimated when ``sigma`` is None) and
+    the tuned parameter is selected (``select``: ``"auto"``, ``"oracle"`` with ``truth``, or
+    ``"none"``) unless ``params`` gives it.
+
+    Returns
+    -------
+    estimate : ndarray, shape (H, W), float64
+    params : dict
+        Every parameter used, the selected and estimated ones included.
+    """
+    found = methods.get(method)
+    params = dict(params or {})
+    filled, _ = fill_bad(observed)
+    if found.takes_sigma and "sigma" not in params:
+        if sigma is None:
+            sigma = estimate_sigma(filled)
+        params["sigma"] = float(f"{float(sigma):.6g}")
+    if select != "none" and found.tuned is not None and found.tuned not in params:
+        chosen = selection.select(method, filled, kernel, select, truth=truth, sigma=sigma)
+        params = {**chosen, **params}
+    return methods.restore(observed, kernel, method, **params), params
+
+
+def restore_file(
+    observed: str | Path,
+    output: str | Path,
+    *,
+    psf_spec: str | None = None,
+    method: str = "restorer-universal",
+    params: dict[str, Any] | None = None,
+    select: str = "auto",
+    sigma: float | None = None,
+    truth: str | Path | None = None,
+    model: str | None = None,
+    tile: int | None = None,
+    device: str = "cpu",
+    backend: str = "auto",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    chunk: int = DEFAULT_CHUNK,
+    hdu: int | str | None = None,
+    overwrite: bool = False,
+) -> Restoration:
+    """Restore a FITS image into a new FITS file, keeping its header and adding provenance.
+
+    Parameters
+    ----------
+    observed, output : str or Path
+        Input FITS image; output FITS (never replaced unless ``overwrite``).
+    psf_spec : str, optional
+        :func:`astrodeconv.psf.parse_spec` string or FITS path; default: the ``ADPSF`` card.
+    method, params
+        A registered method and its parameters.
+    select : {"auto", "oracle", "none"}
+        How the tuned parameter is chosen when ``params`` lacks it (in memory only).
+    sigma : float, optional
+        Noise standard deviation in units of the image's maximum.
+    truth : str or Path, optional
+        Clean image for ``select="oracle"``.
+    model, tile, device
+        Network options (``tile``: output tile side, pixels, of one network pass; also the
+        window read from disk per step when streaming).
+    backend : {"auto", "memory", "stream", "dask"}
+    workers, scheduler, chunk
+        Dask: local worker processes or a scheduler address, and the chunk side, pixels.
+    hdu : int or str, optional
+        Input HDU.
+    """
+    found = methods.get(method)
+    if backend not in BACKENDS:
+        raise InputError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    tile = tile_side(tile, allow_none=True)
+    observed, output = Path(observed), Path(output)
+    io.check_output(output, overwrite)
+    if backend == "auto":
+        backend = "dask" if workers is not None or scheduler else "stream" if _larger_than_memory(observed, hdu) else "memory"
+    if backend == "memory":
+        return _restore_in_memory(observed, output, found, psf_spec, params, select, sigma, truth, model, tile, device,
+                                  hdu, overwrite)
+    return _restore_by_tiles(observed, output, found, psf_spec, params, sigma, model, tile, device, backend, workers,
+                             scheduler, chunk, hdu, overwrite)
+
+
+def _larger_than_memory(path: Path, hdu: int | str | None) -> bool:
+    """True when the input holds more than ``stream.STREAM_PIXELS`` pixels (header only)."""
+    try:
+        height, width = stream.image_shape(path, hdu)
+    except InputError:
+        return False  # the in-memory reader reports the problem
+    return height * width > stream.STREAM_PIXELS
+
+
+def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_spec: str | None,
+                       params: dict[str, Any] | None, select: str, sigma: float | None, truth: str | Path | None,
+                       model: Any, tile: int | None, device: str, hdu: Any, overwrite: bool) -> Restoration:
+    image, header = io.read_image(observed, hdu=hdu)
+    finite_image(image, f"{observed}: the image")
+    spec = _psf_spec(psf_spec, header, observed)
+    kernel = psf.parse_spec(spec)
+    if kernel.shape[0] > image.shape[0] or kernel.shape[1] > image.shape[1]:
+        raise InputError(f"PSF {spec!r} is {kernel.shape[0]} x {kernel.shape[1]} px, larger than the image "
+                         f"{image.shape[0]} x {image.shape[1]}; give a smaller PSF (e.g. add size=N to the spec)")
+    params = _method_params(found, params, model, tile, device)
+    # Units where the image's maximum is ~1; an observation written by simulate (ADSCALE) already is.
+    scale = 1.0 if "ADSCALE" in header else float(np.max(image[np.isfinite(image)]))
+    if not scale > 0:
+        raise InputError(f"{observed}: the maximum pixel value is {scale}; expected a positive maximum")
+    y = image / scale
+    sigma = sigma if sigma is not None else _header_sigma(header)
+    clean = None
+    if select == "oracle" and found.tuned is not None and found.tuned not in params:
+        clean = _read_truth(truth, image.shape, float(header.get("ADSCALE", scale)))
+    start = time.perf_counter()
+    estimate, params = restore_array(y, kernel, found.name, params, select=select, sigma=sigma, truth=clean)
+    seconds = time.perf_counter() - start
+    shown = _shown(params)
+    io.write_image(output, estimate * scale, header,
+                   {"method": found.name, "psf": spec, "params": shown, "ADSELECT": select}, overwrite=overwrite)
+    return Restoration(output, found.name, shown, "in memory", seconds)
+
+
+def _read_truth(truth: str | Path | None, shape: tuple[int, int], scale: float) -> np.ndarray:
+    """The clean image for oracle selection, in the observation's units (``simulate`` divided both by ADSCALE)."""
+    if truth is None:
+        raise InputError("--select oracle needs the clean image: --truth CLEAN.fits")
+    clean, _ = io.read_image(truth)
+    if clean.shape != shape:
+        raise InputError(f"--truth has shape {clean.shape}, the observation {shape}")
+    return np.nan_to_num(clean / scale)
+
+
+def _restore_by_tiles(observed: Path, output: Path, found: methods.Method, psf_spec: str | None,
+                      params: dict[str, Any] | None, sigma: float | None, model: Any, tile: int | None, device: str,
+                      backend: str, workers: int | None, scheduler: str | None, chunk: int, hdu: Any,
+                      overwrite: bool) -> Restoration:
+    """Restore by tiles from disk (``stream``) or on Dask (``dask``): the method's network, statistics from a sample."""
+    with stream.open_source(observed, hdu, allow_gzip=True) as src:
+        (height, width), header = src.shape, src.header
+    if not found.tileable:
+        raise InputError(
+            f"{observed} is {height} x {width} px ({height * width / 1e6:.0f} Mpx) and {found.name!r} is a global "
+            "(FFT) method that needs the whole image in memory, so it cannot run by tiles; use a network method "
+            "(--method cnn3) or crop the image"
+        )
+    spec = _psf_spec(psf_spec, header, observed)
+    params = methods.check_params(found, {"model": model, "tile": tile, "device": device, **(params or {})})
+    kernel = psf.parse_spec(spec)
+    scale = 1.0 if "ADSCALE" in header else None
+    stats = None
+    if found.takes_sigma:
+        stats, scale = _sample_statistics(observed, hdu, scale, params.get("sigma") or sigma or _header_sigma(header))
+    network = found.network(params, kernel, stats)
+    tile = params["tile"] or DEFAULT_TILE
+    options = dict(hdu=hdu, scale=scale, overwrite=overwrite, device=params["device"],
+                   provenance={"method": found.name, "psf": spec, "params": _shown(params), "ADSELECT": "none"})
+    start = time.perf_counter()
+    if backend == "dask":
+        from . import parallel
+
+        with parallel.cluster_client(workers, scheduler) as client:
+            parallel.deconvolve_fits_dask(observed, output, network, client, chunk=chunk, tile=tile, **options)
+        how = f"on Dask ({scheduler or f'{workers} local workers'}), {chunk}-px chunks"
+    else:
+        stream.deconvolve_fits(observed, output, network, tile=tile, **options)
+        how = f"streamed by {tile}-px tiles"
+    return Restoration(output, found.name, _shown(params), how, time.perf_counter() - start)
+
+
+def _sample_statistics(path: Path, hdu: Any, scale: float | None, sigma: float | None) -> tuple[Any, float]:
+    """Noise statistics of the central ``SAMPLE_SIDE``-square of the image (in units of its maximum), and the scale."""
+    with stream.open_source(path, hdu, allow_gzip=True) as src:
+        scale = stream.prepare(src, scale).scale
+        (height, width), side = src.shape, SAMPLE_SIDE
+        r0, c0 = max(0, (height - side) // 2), max(0, (width - side) // 2)
+        sample = src.read(r0, min(height, r0 + side), c0, min(width, c0 + side)) / scale
+    return noise_statistics(fill_bad(sample)[0], sigma), scale
+
+
+def simulate_file(
+    clean: str | Path,
+    output: str | Path,
+    *,
+    psf_spec: str = "airy-paper",
+    sigma: float = 0.01,
+    gain: float | None = None,
+    boundary: str = "zero",
+    seed: int = 0,
+    hdu: int | str | None = None,
+    overwrite: bool = False,
+) -> tuple[int, int]:
+    """Normalise a clean FITS image to a maximum of 1, observe it (:func:`astrodeconv.forward.observe`), write it.
+
+    NaN pixels of the clean image are zero for the blur and NaN in the observation. The
+    output records ``ADPSF``, ``ADSEED``, ``ADBOUND``, ``ADSCALE`` and the noise (``ADSIGMA``
+    without photon noise, else ``ADGAIN``). Returns the image's shape.
+    """
+    io.check_output(output, overwrite)
+    image, header = io.read_image(clean, hdu=hdu)
+    finite_image(image, f"{clean}: the image")
+    kernel = psf.parse_spec(psf_spec)
+    if kernel.shape[0] > image.shape[0] or kernel.shape[1] > image.shape[1]:
+        raise InputError(f"PSF {psf_spec!r} is {kernel.shape[0]} x {kernel.shape[1]} px, larger than the image "
+                         f"{image.shape[0]} x {image.shape[1]}; give a smaller PSF (e.g. add size=N to the spec)")
+    bad = ~np.isfinite(image)
+    x, record = normalise(np.where(bad, np.nan, image))
+    x = np.where(bad, 0.0, x)
+    y = observe(x, kernel, sigma=sigma, rng=seed, boundary=boundary, gain=gain)
+    y[bad] = np.nan
+    provenance = {"method": "simulate", "psf": psf_spec, "ADSEED": seed, "ADBOUND": boundary, "ADSCALE": record.scale}
+    if gain is None:  # with photon noise too, the total noise is not one sigma: let deconvolve estimate it
+        provenance["ADSIGMA"] = sigma
+    else:
+        provenance["ADGAIN"] = gain
+    io.write_image(output, y, header, provenance, overwrite=overwrite)
+    return y.shape
+
+
+def write_psf(model: str, output: str | Path, *, overwrite: bool = False, **options: float) -> tuple[str, np.ndarray, float]:
+    """Write the PSF ``model`` (a family name or full spec, plus ``options`` such as ``fwhm=4``) to FITS.
+
+    Returns the full spec, the PSF and its measured FWHM (pixels), recorded as ``ADFWHM``.
+    """
+    given = {k: v for k, v in options.items() if v is not None}
+    spec = model + ((("," if ":" in model else ":") + ",".join(f"{k}={v}" for k, v in given.items())) if given else "")
+    io.check_output(output, overwrite)
+    kernel = psf.parse_spec(spec)
+    width = psf.fwhm(kernel)
+    io.write_image(output, kernel, provenance={"psf": spec, "ADFWHM": round(width, 4)}, overwrite=overwrite)
+    return spec, kernel, width
