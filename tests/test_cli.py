@@ -211,6 +211,19 @@ def test_outputs_have_fresh_checksums_and_ordinary_permissions(tmp_path, clean_f
 
 
 def test_noiseless_simulation_then_auto_selection_estimates_sigma(tmp_path, clean_fits):
-    obs = tmp_path / "obs.fits"
+    import json
+
+    from astrodeconv import selection
+    from astrodeconv.noise import estimate_sigma
+
+    obs, out = tmp_path / "obs.fits", tmp_path / "out.fits"
     assert main(["simulate", str(clean_fits), "-o", str(obs), "--psf", "gaussian:fwhm=3", "--sigma", "0"]) == 0
-    assert main(["deconvolve", str(obs), "-o", str(tmp_path / "out.fits"), "--method", "wiener"]) == 0
+    assert fits.getheader(obs)["ADSIGMA"] == 0  # the card says "no noise": it is not a usable noise level
+    assert main(["deconvolve", str(obs), "-o", str(out), "--method", "wiener"]) == 0
+    y = fits.getdata(obs).astype(np.float64)
+    sigma = estimate_sigma(y)
+    assert 0 < sigma < 1e-3  # float32 rounding of a noiseless image, not 0 and not the card's value
+    expected = selection.select_auto("wiener", y, psf.gaussian(3.0), sigma=sigma)["balance"]
+    chosen = json.loads(fits.getheader(out)["ADPARAMS"])["balance"]
+    assert chosen == pytest.approx(expected, rel=1e-9)
+    assert chosen < selection.select_auto("wiener", y, psf.gaussian(3.0), sigma=0.01)["balance"]

@@ -96,11 +96,18 @@ def test_each_boundary_mode(boundary, small_image):
         np.testing.assert_allclose(flat, centre, atol=1e-5)
 
 
-def test_boundary_modes_differ_at_the_border(small_image):
+@pytest.mark.parametrize("boundary", sorted(BOUNDARIES))
+def test_each_boundary_mode_is_its_numpy_padding(boundary, small_image):
+    """Each mode equals the network run on the image padded by np.pad in that mode, and differs at the border."""
     net = _net("cnn3")
-    a = deconvolve(small_image, net, boundary="symmetric")
-    b = deconvolve(small_image, net, boundary="zero")
-    assert np.abs(a[:3] - b[:3]).max() > 1e-4
+    padded = np.pad(small_image.astype(np.float32), net.margin, mode=BOUNDARIES[boundary])
+    with torch.no_grad():
+        direct = net(torch.from_numpy(padded)[None, None]).numpy()[0, 0]
+    out = deconvolve(small_image, net, boundary=boundary, tile=8)
+    np.testing.assert_allclose(out, direct, atol=1e-5)
+    others = [deconvolve(small_image, net, boundary=b) for b in BOUNDARIES if b != boundary]
+    assert all(np.abs(out[:3] - o[:3]).max() > 1e-4 for o in others)
+    assert all(np.allclose(out[15:20, 12:18], o[15:20, 12:18], atol=1e-5) for o in others)  # the interior agrees
 
 
 def test_bfloat16_is_close_to_float32(small_image):
@@ -120,9 +127,26 @@ def test_devices():
         resolve_device("tpu")
 
 
-def test_auto_device_matches_cpu(small_image):
+@pytest.mark.parametrize("cuda", [False, True])
+def test_auto_device_follows_cuda_availability(cuda, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert resolve_device("auto").type == ("cuda" if cuda else "cpu")
+    assert resolve_device("cpu").type == "cpu"
+
+
+def test_auto_device_runs_on_the_cpu_without_cuda(small_image, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     net = _net("cnn1")
-    np.testing.assert_allclose(deconvolve(small_image, net, device="auto"), deconvolve(small_image, net), atol=1e-5)
+    out = deconvolve(small_image, net, device="auto")
+    assert next(net.parameters()).device.type == "cpu"
+    np.testing.assert_allclose(out, deconvolve(small_image, net, device="cpu"), atol=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu(small_image):
+    net = _net("cnn1")
+    cpu = deconvolve(small_image, net, device="cpu")
+    np.testing.assert_allclose(deconvolve(small_image, net, device="cuda"), cpu, atol=1e-4)
 
 
 @pytest.mark.parametrize(

@@ -103,8 +103,8 @@ def get(name: str) -> Method:
 
 
 def available() -> list[str]:
-    """Names of the registered methods, in registration order."""
-    return list(METHODS)
+    """Names of the registered methods: the global ones first, then those with a network; each in registration order."""
+    return sorted(METHODS, key=lambda name: METHODS[name].tileable)
 
 
 def check_params(method: Method, params: dict[str, Any]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from ..errors import InputError
 from .restorer import restorer_config, signal_to_noise
 from .scenes import SETTINGS, simulate_scene
 from .store import ModelConfig, atomic_torch_save, save_model
-from .training import CHECKPOINT_FILE, HISTORY_FILE, _write_history, load_images, torch_threads
+from .training import CHECKPOINT_FILE, HISTORY_FILE, write_history, load_images, torch_threads
 
 __all__ = ["UNIVERSAL_REFERENCE_SNR", "scene_batch", "train_restorer"]
 
@@ -227,7 +227,7 @@ def train_restorer(
                                "history": history, "best_val": best_val, "best_state": best_state}, ckpt_path)
             _save_best(model, best_state, out, config, {**meta, "finished": epoch + 1 == epochs,
                                                         "epochs_run": epoch + 1, "best_val_loss": best_val})
-            _write_history(out / HISTORY_FILE, history)
+            write_history(out / HISTORY_FILE, history)
             if progress:
                 print(f"epoch {epoch + 1}/{epochs} loss {total / len(order):.4f} val {val:.4f}"
                       f"{' *' if improved else ''} ({history[-1]['seconds']:.0f} s)", flush=True)

@@ -132,7 +132,7 @@ def load_images(
     return arrays, records
 
 
-def _write_history(path: Path, rows: list[dict[str, Any]]) -> None:
+def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, lineterminator="\n")
     writer.writeheader()
@@ -363,7 +363,7 @@ def train(
         start_epoch, elapsed = ckpt["epoch"], ckpt.get("seconds", 0.0)
         initial_val = ckpt.get("initial_val")
         if ctx.main:
-            _write_history(out / HISTORY_FILE, history)  # it may lag the checkpoint by one epoch after a kill
+            write_history(out / HISTORY_FILE, history)  # it may lag the checkpoint by one epoch after a kill
     elif not resume and ckpt_path.exists():  # pragma: no cover - excluded by the emptiness check
         raise InputError(f"{ckpt_path} exists; pass resume=True")
 
@@ -430,7 +430,7 @@ def train(
             }
             if ctx.main:
                 atomic_torch_save(state, ckpt_path)
-                _write_history(out / HISTORY_FILE, history)
+                write_history(out / HISTORY_FILE, history)
 
     model.load_state_dict(best_state)
     digests = ctx.gather(weights_digest(model))
