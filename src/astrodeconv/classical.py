@@ -119,8 +119,8 @@ def wiener(observed: np.ndarray, psf: np.ndarray, balance: float = WIENER_BALANC
     balance : float
         Regularisation weight, > 0; larger is smoother. The default 0.03 is a middle
         value for images normalised to a maximum of 1 with Gaussian noise sigma ~ 0.01
-        and the paper's Airy PSF (the PSNR-optimal value on six DSS/UKST images lies
-        in 0.01 - 0.07); select it per image with :mod:`astrodeconv.selection`.
+        and the paper's Airy PSF (the oracle's choices per image are in
+        ``docs/results/results.csv``); select it per image with :mod:`astrodeconv.selection`.
     workers : int
         Threads for :mod:`scipy.fft` (-1: all cores).
 
@@ -210,9 +210,9 @@ def rl_iterates(
     num_iter : int
         Number of iterates to yield, >= 1.
     precision : {"single", "double"}
-        Floating-point precision of the iterations. ``"single"`` (float32 FFTs) is about
-        twice as fast and stays within ~1e-5 of the double-precision result on images
-        normalised to a maximum of 1 (measured: 3e-6 after 30 iterations on M81, 1024^2).
+        Floating-point precision of the iterations. ``"single"`` (float32 FFTs) is faster
+        and stays within ~1e-5 of the double-precision result on images normalised to a
+        maximum of 1 (``tests/test_classical.py`` checks it).
     workers : int
         Threads for :mod:`scipy.fft`.
 
@@ -343,10 +343,8 @@ def tv_steps(lipschitz: float) -> tuple[float, float]:
     Convergence needs ``1 / tau - sigma * ||D||^2 >= L / 2`` (Condat 2014, Thm. 3.1)
     with ``||D||^2 <= 8``. We take ``tau = 1 / L`` -- the plain gradient step of the
     data term -- and then the largest dual step the condition allows,
-    ``sigma = (1 / tau - L / 2) / 8 = L / 16``. Tried on a DSS crop with the paper's
-    PSF and noise (``tau`` from ``0.5 / L`` to ``1.9 / L``, ``mu`` 5e-4 and 5e-3), this
-    pair ended within 0.3 % of the lowest objective after 100 iterations and decreased
-    it monotonically; steps above ``1.2 / L`` oscillate for the larger ``mu``.
+    ``sigma = (1 / tau - L / 2) / 8 = L / 16``; larger primal steps can oscillate for
+    large ``mu`` (the objective's decrease is checked in ``tests/test_classical.py``).
 
     Examples
     --------
@@ -392,9 +390,10 @@ def tv(
         Normalised to sum 1 here.
     mu : float
         Weight of the total variation, >= 0, in units of ``observed`` (the data term
-        sums squared residuals over pixels). The default 5e-4 is near the PSNR-best value
-        after 100 iterations for DSS images normalised to a maximum of 1 with noise
-        sigma ~ 0.01 (3e-4 - 6e-4); select it with :mod:`astrodeconv.selection`.
+        sums squared residuals over pixels). The default 5e-4 is a middle value after 100
+        iterations for images normalised to a maximum of 1 with noise sigma ~ 0.01 (the
+        oracle's choices are in ``docs/results/results.csv``); select it with
+        :mod:`astrodeconv.selection`.
     num_iter : int
         Maximum number of iterations (the paper uses 100).
     tol : float, optional
@@ -533,13 +532,13 @@ def wiener_residuals(
     >>> bool(np.isclose(r[1], np.mean((blur(x_hat, gaussian(2.0), "periodic") - y) ** 2)))
     True
     """
+    observed, psf = check_image(observed, psf)
     residual = _wiener_residual_function(observed, psf, border)
     return np.asarray([residual(b) for b in np.atleast_1d(np.asarray(balances, dtype=np.float64))])
 
 
 def _wiener_residual_function(observed: np.ndarray, psf: np.ndarray, border: int | None) -> Callable[[float], float]:
-    """``balance -> residual`` of :func:`wiener_residuals`, with the transforms computed once."""
-    observed, psf = check_image(observed, psf)
+    """``balance -> residual`` of :func:`wiener_residuals` (inputs already checked), with the transforms computed once."""
     border = max(psf.shape) // 2 if border is None else int(border)
     if border < 0 or 2 * border >= min(observed.shape):
         raise InputError(f"border must be >= 0 and leave pixels in an image of shape {observed.shape}, got {border}")

@@ -15,6 +15,7 @@ epochs ran.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ import numpy as np
 from ..errors import InputError
 from .restorer import restorer_config, signal_to_noise
 from .scenes import SETTINGS, simulate_scene
-from .store import ModelConfig, atomic_torch_save, save_model
+from .store import ModelConfig, atomic_torch_save, load_checkpoint, save_model
 from .training import CHECKPOINT_FILE, HISTORY_FILE, write_history, load_images, torch_threads
 
 __all__ = ["UNIVERSAL_REFERENCE_SNR", "scene_batch", "train_restorer"]
@@ -182,8 +183,17 @@ def train_restorer(
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     history: list[dict[str, Any]] = []
     best_val, best_state, start = float("inf"), None, 0
+    settings = {"images": records, "setting": setting, "epochs": int(epochs), "scenes": int(scenes),
+                "patches": int(patches), "out_size": int(out_size), "batch": int(batch), "lr": float(lr),
+                "val_scenes": int(val_scenes), "seed": int(seed), "init": str(init) if init else None,
+                "model_kwargs": dict(model_kwargs or {}), "reference_snr": reference_snr}
     if ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        ckpt = load_checkpoint(ckpt_path)
+        if ckpt.get("settings") != json.loads(json.dumps(settings, default=str)):
+            differ = sorted(k for k in settings if (ckpt.get("settings") or {}).get(k) != json.loads(
+                json.dumps(settings[k], default=str)))
+            raise InputError(f"{out} holds an unfinished run with other settings ({', '.join(differ)} differ); "
+                             "resume it with the same arguments, or choose another folder")
         model.load_state_dict(ckpt["model"])
         optimiser.load_state_dict(ckpt["optimiser"])
         history, best_val, best_state, start = ckpt["history"], ckpt["best_val"], ckpt["best_state"], ckpt["epoch"]
@@ -202,7 +212,7 @@ def train_restorer(
             rng = np.random.default_rng([seed, epoch])
             feats, targets, weights = scene_batch(model, _draw_scenes(arrays, scene_setting, scenes, rng), patches, out_size, rng)
             for group in optimiser.param_groups:
-                group["lr"] = lr * 0.5 * (1.0 + np.cos(np.pi * epoch / epochs))
+                group["lr"] = float(lr * 0.5 * (1.0 + np.cos(np.pi * epoch / epochs)))
             model.train()
             order = torch.from_numpy(rng.permutation(feats.shape[0]))
             total = 0.0
@@ -224,7 +234,8 @@ def train_restorer(
             history.append({"epoch": epoch + 1, "loss": total / len(order), "val_loss": val, "best": improved,
                             "seconds": round(time.perf_counter() - t0, 2)})
             atomic_torch_save({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "epoch": epoch + 1,
-                               "history": history, "best_val": best_val, "best_state": best_state}, ckpt_path)
+                               "history": history, "best_val": best_val, "best_state": best_state,
+                               "settings": json.loads(json.dumps(settings, default=str))}, ckpt_path)
             _save_best(model, best_state, out, config, {**meta, "finished": epoch + 1 == epochs,
                                                         "epochs_run": epoch + 1, "best_val_loss": best_val})
             write_history(out / HISTORY_FILE, history)

@@ -205,6 +205,31 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _first_line(exc: BaseException) -> str:
+    """The telling line of a (torch) exception message, without ANSI codes, at most 200 characters."""
+    lines = [line.strip() for line in str(exc).replace("\x1b[1m", "").replace("\x1b[0m", "").splitlines() if line.strip()]
+    telling = [line for line in lines if "Unsupported global" in line or "WeightsUnpickler" in line]
+    return ((telling or lines or [type(exc).__name__])[0])[:200]
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a training checkpoint with ``torch.load(..., weights_only=True)``: tensors and plain values only.
+
+    A file whose pickle would build any other object (and so could run code) is refused, as
+    is a corrupt one, with an :class:`InputError`.
+    """
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a corrupt or unsafe file
+        raise InputError(f"cannot read checkpoint {path} ({_first_line(exc)}); a checkpoint holds tensors and plain "
+                         "values only: delete it to start afresh") from None
+    if not isinstance(ckpt, dict):
+        raise InputError(f"checkpoint {path} does not hold a dict (got {type(ckpt).__name__}); delete it to start afresh")
+    return ckpt
+
+
 def save_model(model: Any, folder: str | Path, config: ModelConfig, meta: dict[str, Any] | None = None) -> Path:
     """Write a model folder.
 
@@ -288,7 +313,7 @@ def load_model(folder: str | Path, device: str = "cpu") -> tuple[Any, ModelConfi
     try:
         state = torch.load(wpath, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a corrupt file
-        raise InputError(f"cannot read weights {wpath} (corrupt or not a torch state_dict): {exc}") from None
+        raise InputError(f"cannot read weights {wpath} (corrupt or not a torch state_dict): {_first_line(exc)}") from None
     if not isinstance(state, dict):
         raise InputError(f"{wpath} does not hold a state_dict (got {type(state).__name__})")
     model = create_model(config.arch, **config.model_kwargs)

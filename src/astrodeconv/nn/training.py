@@ -35,6 +35,7 @@ from .store import (
     ModelConfig,
     atomic_torch_save,
     atomic_write_bytes,
+    load_checkpoint,
     save_model,
 )
 
@@ -346,10 +347,7 @@ def train(
     elapsed = 0.0
     initial_val = None
     if resume and ckpt_path.exists():
-        try:
-            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        except Exception as exc:
-            raise InputError(f"cannot read checkpoint {ckpt_path}: {exc}; delete it to start afresh") from None
+        ckpt = load_checkpoint(ckpt_path)
         if ckpt.get("config") != cfg.to_dict() or ckpt.get("fingerprint") != fingerprint:
             raise InputError(
                 f"checkpoint {ckpt_path} was written for other settings or images; "
@@ -379,7 +377,7 @@ def train(
             t0 = time.perf_counter()
             model.train()
             for group in opt.param_groups:
-                group["lr"] = _epoch_lr(cfg, epoch)
+                group["lr"] = float(_epoch_lr(cfg, epoch))
             perm = torch.randperm(n, generator=gen)
             running, seen = 0.0, 0
             last_val = history[-1]["val_loss"] if history else float("nan")
