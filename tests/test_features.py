@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from astrodeconv.errors import InputError
-from astrodeconv.nn.features import component_correlations, feature_maps, split_components
+from astrodeconv.experiments.features import component_correlations, feature_maps, split_components
+from astrodeconv.experiments.plots import feature_maps_figure
 from astrodeconv.nn.models import create_model
-from astrodeconv.plots import feature_maps_figure
 
 
 def _sky(shape=(64, 64), seed=0):

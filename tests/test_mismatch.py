@@ -1,11 +1,15 @@
 """The PSF-mismatch report: methods given a wrong PSF lose against the exact one."""
 
 import numpy as np
+import pytest
 
-from astrodeconv import benchmark, mismatch
-from astrodeconv.cli import main
+from astrodeconv.errors import InputError
+from astrodeconv.experiments import mismatch, run_benchmark
+from astrodeconv.experiments.protocols import load_protocol
+from astrodeconv.experiments.results import read_results
 
-TINY = """name = "tiny-mismatch"
+TINY = """kind = "psf-mismatch"
+name = "tiny-mismatch"
 description = "tiny mismatch"
 images = ["m101_dss1", "m51_dss1red"]
 psf = "gaussian:fwhm=4"
@@ -16,7 +20,6 @@ crop = 96
 border = 8
 classical = ["wiener", "rl"]
 selections = ["oracle", "auto"]
-networks = []
 
 [psf_given]
 "exact" = "gaussian:fwhm=4"
@@ -26,14 +29,16 @@ networks = []
 """
 
 
-def test_psf_mismatch_report(tmp_path, shared_dir, capsys):
+def test_psf_mismatch_report(tmp_path, shared_dir):
     data_dir = shared_dir / "data" / "sky"
     protocol_path = tmp_path / "tiny.toml"
     protocol_path.write_text(TINY)
-    protocol = benchmark.load_protocol(protocol_path)
+    protocol = load_protocol(protocol_path)
     out = tmp_path / "out"
-    assert main(["benchmark", "--protocol", str(protocol_path), "--data-dir", str(data_dir), "-o", str(out)]) == 0
-    rows = benchmark.read_results(out / "psf_mismatch.csv")
+    report = run_benchmark(protocol_path, data_dir=data_dir, output=out)
+    assert report.paths == [out / "psf_mismatch.csv", out / "psf_mismatch.md", out / "psf_mismatch.png"]
+    assert report.text == (out / "psf_mismatch.md").read_text() + "\nwrote " + ", ".join(map(str, report.paths))
+    rows = read_results(out / "psf_mismatch.csv")
     assert len(rows) == 2 * (1 + 4 * 2 * 2)  # per image: none, then 4 PSFs x 2 methods x 2 selections
     by = {(r["image"], r["psf_given"], r["method"], r["selection"]): r["psnr_db"] for r in rows}
     for image in protocol.images:
@@ -51,10 +56,15 @@ def test_psf_mismatch_report(tmp_path, shared_dir, capsys):
     assert (out / "psf_mismatch.png").stat().st_size > 0
     assert list(rows[0]) == list(mismatch.MISMATCH_FIELDS)
 
-    capsys.readouterr()
-    assert main(["benchmark", "--protocol", str(protocol_path), "--data-dir", str(data_dir), "--image", "m101_dss1",
-                 "-o", str(out)]) == 2
-    assert "drop --train, --retrain, --only-train and --image" in capsys.readouterr().err
-    protocol_path.write_text(TINY.replace("networks = []", 'networks = ["cnn3"]'))
-    assert main(["benchmark", "--protocol", str(protocol_path), "--data-dir", str(data_dir), "-o", str(out)]) == 2
-    assert "networks ['cnn3'] take no PSF input" in capsys.readouterr().err
+    # rows of one method are computed again and merged into the others
+    run_benchmark(protocol_path, data_dir=data_dir, output=out, methods=["rl"])
+    merged = read_results(out / "psf_mismatch.csv")
+    assert sorted(by) == sorted((r["image"], r["psf_given"], r["method"], r["selection"]) for r in merged)
+    assert [r for r in merged if r["method"] == "wiener"] == [r for r in rows if r["method"] == "wiener"]
+
+    with pytest.raises(InputError, match="drop --train, --retrain, --only-train and --image"):
+        run_benchmark(protocol_path, data_dir=data_dir, output=out, images=["m101_dss1"])
+    protocol_path.write_text(TINY.replace('selections = ["oracle", "auto"]\n',
+                                          'selections = ["oracle", "auto"]\nnetworks = ["cnn3"]\n'))
+    with pytest.raises(InputError, match=r"has keys of other kinds: 'networks' \(table1\)"):
+        run_benchmark(protocol_path, data_dir=data_dir, output=out)

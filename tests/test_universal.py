@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from astrodeconv import benchmark, grid, metrics
+from astrodeconv import metrics
+from astrodeconv.experiments import folds as fold_tools
+from astrodeconv.experiments import grid, table1
+from astrodeconv.experiments.protocols import load_protocol
 from astrodeconv.cli import main
 from astrodeconv.forward import observe
 from astrodeconv.methods import restore
@@ -74,7 +77,7 @@ def test_every_sky_image_comes_out_better_than_observed_at_the_paper_setting(sky
 
 
 def test_grid_rows_and_table(shared_dir):
-    protocol = benchmark.load_protocol("grid").quick_version()
+    protocol = load_protocol("grid").quick_version()
     # An Airy of the paper's width, where the universal model beats the oracle Wiener filter (it does not
     # at FWHM 3 px with little noise: docs/results/grid.md).
     protocol = dataclasses.replace(protocol, grid_psfs={"airy 6": "airy:fwhm=6,size=65"}, grid_sigmas=[0.003, 0.01])
@@ -92,9 +95,9 @@ def test_grid_rows_and_table(shared_dir):
 
 
 def test_psf_mismatch_includes_the_universal_restorer(shared_dir):
-    from astrodeconv import mismatch
+    from astrodeconv.experiments import mismatch
 
-    protocol = benchmark.load_protocol("psf-mismatch").quick_version()
+    protocol = load_protocol("psf-mismatch").quick_version()
     protocol = dataclasses.replace(protocol, images=protocol.images[:1],
                                    psf_given={"exact": protocol.psf, "gaussian": "gaussian:fwhm=6.507"})
     rows = mismatch.run(protocol, shared_dir / "data" / "sky", progress=False, methods=["none", "restorer-universal"])
@@ -121,37 +124,37 @@ def test_poisson_gaussian_noise_with_the_estimated_sigma(sky):
 def test_universal_folds_train_with_extra_images_and_serve_the_reports(tmp_path, shared_dir):
     """A leave-one-out restorer-universal fold: trained on the other images plus ``extra_images``, then used
     for its held-out image by Table I, the grid and the PSF-mismatch report (the shipped model elsewhere)."""
-    from astrodeconv import mismatch
+    from astrodeconv.experiments import mismatch
     from astrodeconv.nn.store import load_model
 
     data_dir = shared_dir / "data" / "sky"
     path = tmp_path / "tiny.toml"
     path.write_text(
-        'name = "tiny"\ndescription = "tiny"\nimages = ["m101_dss1", "m51_dss1red"]\npsf = "airy-paper"\n'
+        'kind = "table1"\nname = "tiny"\ndescription = "tiny"\nimages = ["m101_dss1", "m51_dss1red"]\npsf = "airy-paper"\n'
         'boundary = "zero"\nsigma = 0.01\nseed = 1\ncrop = 128\nborder = 16\nclassical = []\nselections = []\n'
         'networks = ["restorer-universal"]\n'
         '[restorer_universal_training]\nsetting = "universal"\nextra_images = ["starfield_ukst"]\nepochs = 1\n'
         'scenes = 2\npatches = 2\nval_scenes = 2\nout_size = 8\nbatch = 4\nthreads = 1\n'
         'model_kwargs = {features = 4, depth = 3, kernel = 15}\n'
     )
-    protocol = benchmark.load_protocol(path)
+    protocol = load_protocol(path)
     folds = tmp_path / "folds"
-    benchmark.train_folds(protocol, data_dir, folds, images=["m51_dss1red"], progress=False)
-    fold = benchmark.fold_dir(folds, "restorer-universal", "m51_dss1red")
+    table1.train_folds(protocol, data_dir, folds, images=["m51_dss1red"], progress=False)
+    fold = fold_tools.fold_dir(folds, "restorer-universal", "m51_dss1red")
     _, config, meta = load_model(fold)
     assert [r["name"] for r in meta["training_images"]] == ["m101_dss1", "starfield_ukst"]
     assert meta["held_out"] == "m51_dss1red" and config.model_kwargs["depth"] == 3
 
-    assert benchmark.held_out_model(folds, "restorer-universal", "m51_dss1red") == {"model": str(fold)}
-    assert benchmark.held_out_model(folds, "restorer-universal", "m101_dss1") == {}
-    plan = {e["label"]: e["params"] for e in benchmark.method_plan(protocol, "m51_dss1red", folds, None)}
+    assert fold_tools.held_out_model(folds, "restorer-universal", "m51_dss1red") == {"model": str(fold)}
+    assert fold_tools.held_out_model(folds, "restorer-universal", "m101_dss1") == {}
+    plan = {e["label"]: e["params"] for e in table1.method_plan(protocol, "m51_dss1red", folds, None)}
     assert plan["restorer-universal"] == {"model": str(fold), "sigma": 0.01}
 
-    cell = dataclasses.replace(benchmark.load_protocol("grid").quick_version(), images=protocol.images, crop=96,
+    cell = dataclasses.replace(load_protocol("grid").quick_version(), images=protocol.images, crop=96,
                                grid_psfs={"airy 6": "airy:fwhm=6,size=65"}, grid_sigmas=[0.01])
     rows = grid.run(cell, data_dir, methods=["restorer-universal"], progress=False, folds=folds)
     assert {(r["image"], r["params"].get("model")) for r in rows} == {("m51_dss1red", str(fold)), ("m101_dss1", None)}
-    wrong = dataclasses.replace(benchmark.load_protocol("psf-mismatch").quick_version(), images=["m51_dss1red"],
+    wrong = dataclasses.replace(load_protocol("psf-mismatch").quick_version(), images=["m51_dss1red"],
                                 crop=96, psf_given={"exact": "airy:fwhm=6.507,size=65"})
     rows = mismatch.run(wrong, data_dir, progress=False, methods=["restorer-universal"], folds=folds)
     assert [r["params"].get("model") for r in rows] == [str(fold)]

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from . import methods, metrics
+from .. import methods, metrics
 
 
 def run_method(
@@ -50,7 +50,7 @@ def run_method(
         ``method, selection, params, psnr_db, ssim, time_s``.
     estimate : ndarray, shape (H, W)
     """
-    from .selection import select
+    from ..selection import select
 
     chosen = dict(params or {})
     if method == "none":

@@ -17,14 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from .benchmark import Protocol, held_out_model, observe_case, replace_rows, write_rows_and_table
-from .errors import InputError
+from .folds import held_out_model, observe_case
+from .protocols import GridProtocol, check_kind
+from .results import replace_rows, write_rows_and_table
 
+STEM = "grid"
 GRID_FIELDS = ("image", "psf", "sigma", "method", "selection", "params", "psnr_db", "ssim", "time_s")
 ESTIMATED = "sigma estimated"
 
 
-def plan(protocol: Protocol, methods: list[str] | None = None) -> list[tuple[str, str, dict[str, Any], str]]:
+def plan(protocol: GridProtocol, methods: list[str] | None = None) -> list[tuple[str, str, dict[str, Any], str]]:
     """``(method, selection, params, label)`` for one cell; ``methods`` keeps only those methods."""
     entries = [("none", "none", {}, "none")]
     entries += [(m, sel, {}, m) for m in protocol.classical for sel in protocol.selections]
@@ -33,16 +35,15 @@ def plan(protocol: Protocol, methods: list[str] | None = None) -> list[tuple[str
     return [e for e in entries if methods is None or e[0] in methods]
 
 
-def run(protocol: Protocol, data_dir: Path, methods: list[str] | None = None, progress: bool = True,
+def run(protocol: GridProtocol, data_dir: Path, methods: list[str] | None = None, progress: bool = True,
         folds: Path | None = None) -> list[dict[str, Any]]:
     """Every image x PSF x sigma x method of a grid protocol (networks from ``folds`` where trained)."""
     from tqdm.auto import tqdm
 
+    from ..psf import parse_spec
     from .evaluation import run_method
-    from .psf import parse_spec
 
-    if not protocol.grid_psfs or not protocol.grid_sigmas:
-        raise InputError(f"protocol {protocol.name!r} has no grid_psfs or grid_sigmas: not a grid protocol")
+    check_kind(protocol, GridProtocol)
     entries = plan(protocol, methods)
     cells = [(k, label, sigma) for k in range(len(protocol.images)) for label in protocol.grid_psfs
              for sigma in protocol.grid_sigmas]
@@ -93,7 +94,7 @@ def wins(rows: list[dict[str, Any]], method: str, against: str) -> tuple[int, in
     return sum(m > 0 for m in margins), len(margins), (min(margins) if margins else float("nan"))
 
 
-def render_table(rows: list[dict[str, Any]], protocol: Protocol) -> str:
+def render_table(rows: list[dict[str, Any]], protocol: GridProtocol) -> str:
     """Markdown: one line per (psf, sigma) cell, mean PSNR over the images per method."""
     means = cell_means(rows)
     names = list(dict.fromkeys(n for by in means.values() for n in by))
@@ -112,9 +113,9 @@ def render_table(rows: list[dict[str, Any]], protocol: Protocol) -> str:
     return "\n".join(lines)
 
 
-def write_report(rows: list[dict[str, Any]], protocol: Protocol, out_dir: Path) -> list[Path]:
-    """Write ``grid.csv``, ``grid.md`` and ``grid.png`` into ``out_dir``."""
+def write_report(rows: list[dict[str, Any]], protocol: GridProtocol, out_dir: Path) -> list[Path]:
+    """Write ``grid.csv``, ``grid.md`` and ``grid.png`` into ``out_dir``; return the paths."""
     from .plots import grid_figure
 
-    written = write_rows_and_table(rows, protocol, render_table(rows, protocol), out_dir, "grid", GRID_FIELDS)
-    return written + [grid_figure(cell_means(rows), out_dir / "grid.png")]
+    written = write_rows_and_table(rows, protocol, render_table(rows, protocol), out_dir, STEM, GRID_FIELDS)
+    return written + [grid_figure(cell_means(rows), out_dir / f"{STEM}.png")]

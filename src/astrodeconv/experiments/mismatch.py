@@ -18,15 +18,17 @@ from typing import Any
 
 import numpy as np
 
-from .benchmark import Protocol, held_out_model, observe_case, replace_rows, write_rows_and_table
-from .errors import InputError
+from .folds import held_out_model, observe_case
+from .protocols import MismatchProtocol, check_kind
+from .results import replace_rows, write_rows_and_table
 
+STEM = "psf_mismatch"
 MISMATCH_FIELDS = ("image", "psf_given", "method", "selection", "params", "psnr_db", "ssim", "time_s")
 BUILT_IN = "built in"
 
 
 def run(
-    protocol: Protocol, data_dir: Path, progress: bool = True, methods: list[str] | None = None,
+    protocol: MismatchProtocol, data_dir: Path, progress: bool = True, methods: list[str] | None = None,
     folds: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Every image x PSF given x method x selection of a mismatch protocol (and ``none``).
@@ -37,14 +39,10 @@ def run(
     """
     from tqdm.auto import tqdm
 
+    from ..psf import parse_spec
     from .evaluation import run_method
-    from .psf import parse_spec
 
-    if not protocol.psf_given:
-        raise InputError(f"protocol {protocol.name!r} has no psf_given table: not a PSF-mismatch protocol")
-    if protocol.networks:
-        raise InputError(f"protocol {protocol.name!r}: networks {protocol.networks} take no PSF input; "
-                         "expected networks = [] in a PSF-mismatch protocol")
+    check_kind(protocol, MismatchProtocol)
     given = {label: parse_spec(spec) for label, spec in protocol.psf_given.items()}
     plan = []
     for k in range(len(protocol.images)):
@@ -89,7 +87,7 @@ def summarise(rows: list[dict[str, Any]], labels: list[str]) -> dict[str, dict[s
             for name, by in cells.items()}
 
 
-def render_table(rows: list[dict[str, Any]], protocol: Protocol) -> str:
+def render_table(rows: list[dict[str, Any]], protocol: MismatchProtocol) -> str:
     """Markdown: methods x PSF given, mean PSNR over the images, and the loss against the exact PSF."""
     labels = list(protocol.psf_given)
     exact = labels[0]
@@ -112,11 +110,10 @@ def render_table(rows: list[dict[str, Any]], protocol: Protocol) -> str:
     return "\n".join(lines)
 
 
-def write_report(rows: list[dict[str, Any]], protocol: Protocol, out_dir: Path) -> list[Path]:
-    """Write ``psf_mismatch.csv``, ``psf_mismatch.md`` and ``psf_mismatch.png`` into ``out_dir``."""
+def write_report(rows: list[dict[str, Any]], protocol: MismatchProtocol, out_dir: Path) -> list[Path]:
+    """Write ``psf_mismatch.csv``, ``psf_mismatch.md`` and ``psf_mismatch.png`` into ``out_dir``; return the paths."""
     from .plots import mismatch_figure
 
-    written = write_rows_and_table(rows, protocol, render_table(rows, protocol), out_dir, "psf_mismatch",
-                                   MISMATCH_FIELDS)
+    written = write_rows_and_table(rows, protocol, render_table(rows, protocol), out_dir, STEM, MISMATCH_FIELDS)
     labels = list(protocol.psf_given)
-    return written + [mismatch_figure(summarise(rows, labels), labels, out_dir / "psf_mismatch.png")]
+    return written + [mismatch_figure(summarise(rows, labels), labels, out_dir / f"{STEM}.png")]

@@ -101,11 +101,11 @@ def feature_maps_figure(
     Parameters
     ----------
     layers : list of (maps, offset)
-        As returned by :func:`astrodeconv.nn.features.feature_maps` for an input of ``shape``.
+        As returned by :func:`astrodeconv.experiments.features.feature_maps` for an input of ``shape``.
     shape : (H, W)
         Shape of that input; every panel shows the same central ``size x size`` input pixels.
     scores : list of list of dict, optional
-        As returned by :func:`astrodeconv.nn.features.component_correlations`. With them, the maps
+        As returned by :func:`astrodeconv.experiments.features.component_correlations`. With them, the maps
         most correlated with the extended part and with the point sources are shown (half
         each), titled with both correlations; without, the ``count`` maps of largest variance.
     """
@@ -192,7 +192,7 @@ def scaling_figure(sizes: dict[str, list[tuple[int, float]]], slopes: dict[str, 
 def grid_figure(means: dict[tuple[str, float], dict[str, float]], path: str | Path, reference: str = "wiener (oracle)") -> Path:
     """One panel per PSF: each method's mean PSNR minus ``reference``'s against the noise level (log x).
 
-    ``means`` is :func:`astrodeconv.grid.cell_means`: ``{(psf label, sigma): {method: dB}}``.
+    ``means`` is :func:`astrodeconv.experiments.grid.cell_means`: ``{(psf label, sigma): {method: dB}}``.
     """
     plt = _pyplot()
     psfs = list(dict.fromkeys(label for label, _ in means))

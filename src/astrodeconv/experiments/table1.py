@@ -1,9 +1,10 @@
-"""Reproduce the paper's comparison (Table I) from a protocol file.
+"""Reproduce the paper's comparison (Table I) from a ``table1`` protocol.
 
-A protocol (``astrodeconv/protocols/<name>.toml``) names the images, the observation
-model, the crop, the methods and the leave-one-out training settings. :func:`run` writes
-tidy rows (one per image x method x selection mode); :func:`write_report` renders the
-CSV, the Markdown table beside the paper's published values, and the figures from them.
+The protocol (:class:`~astrodeconv.experiments.protocols.Table1Protocol`) names the images,
+the observation model, the crop, the methods and the leave-one-out training settings.
+:func:`run` computes tidy rows (one per image x method x selection mode); :func:`write_report`
+renders the CSV, the Markdown table beside the paper's published values, and the figures
+from them.
 
 Leave-one-out: for test image k, the networks are trained on the other images of the
 protocol (full images) and stored in ``<folds>/<arch>-<image>/``; a fold already trained
@@ -14,135 +15,22 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
-from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from .folds import Case, fold_dir, fold_is_trained, held_out_model, observe_case
+from .protocols import Table1Protocol, record
+from .results import replace_rows, write_results
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-PROTOCOLS_DIR = Path(__file__).resolve().parent / "protocols"
-RESULT_FIELDS = ("image", "method", "selection", "params", "psnr_db", "ssim", "time_s")
 PAPER_MODEL_FILE = "32x32_10x10-64_6x6-16_5x5-1_PSF64_sigma0.010_{}.h5"
 #: Names of the paper's Table I columns in ``paper_table1.csv``, by our row label.
 PAPER_METHODS = {"none": "none", "wiener": "wiener", "rl": "rl", "tv": "vc_tv", "cnn1": "cnn0", "cnn3": "cnn"}
 
 
-@dataclass(frozen=True)
-class Protocol:
-    """A benchmark protocol; see ``protocols/table1.toml`` for the meaning of each field."""
-
-    name: str
-    description: str
-    images: list[str]
-    psf: str
-    boundary: str
-    sigma: float
-    seed: int
-    crop: int
-    border: int
-    classical: list[str]
-    selections: list[str]
-    networks: list[str]
-    training: dict[str, Any] = field(default_factory=dict)
-    paper_weights: dict[str, str] = field(default_factory=dict)
-    paper_rows: dict[str, str] = field(default_factory=dict)
-    quick: dict[str, Any] = field(default_factory=dict)
-    psf_given: dict[str, str] = field(default_factory=dict)
-    pretrained: list[str] = field(default_factory=list)
-    grid_psfs: dict[str, str] = field(default_factory=dict)
-    grid_sigmas: list[float] = field(default_factory=list)
-    restorer_training: dict[str, Any] = field(default_factory=dict)
-    restorer_universal_training: dict[str, Any] = field(default_factory=dict)
-
-    def quick_version(self) -> "Protocol":
-        """The reduced protocol of ``--quick`` (smaller crops, same images and models)."""
-        changes = ", ".join(f"{k} {v}" for k, v in self.quick.items())
-        description = f"{self.description} (quick: {changes})" if changes else self.description
-        fields = {**self.__dict__, **self.quick, "quick": {}, "description": description}
-        return Protocol(**fields)
-
-    def check_images(self, images: list[str] | None) -> None:
-        """Raise :class:`InputError` unless every name of ``images`` is one of the protocol's."""
-        unknown = sorted(set(images or ()) - set(self.images))
-        if unknown:
-            raise InputError(f"images {unknown} are not in protocol {self.name!r}; expected some of {self.images}")
-
-
-def load_protocol(name: str | Path) -> Protocol:
-    """Read a protocol by name (``table1``) or path; unknown or missing keys are an error."""
-    path = Path(name)
-    if not path.suffix:
-        path = PROTOCOLS_DIR / f"{name}.toml"
-    if not path.is_file():
-        known = sorted(p.stem for p in PROTOCOLS_DIR.glob("*.toml"))
-        raise InputError(f"unknown protocol {str(name)!r}: expected one of {known} or a .toml file")
-    data = tomllib.loads(path.read_text())
-    allowed = set(Protocol.__dataclass_fields__)
-    unknown = set(data) - allowed
-    required = {f.name for f in fields(Protocol) if f.default is MISSING and f.default_factory is MISSING}
-    missing = required - set(data)
-    if unknown or missing:
-        raise InputError(f"protocol {path}: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}")
-    return Protocol(**data)
-
-
-@dataclass
-class Case:
-    """One test image: its clean and observed centred crops (float64, (n, n))."""
-
-    name: str
-    truth: np.ndarray
-    observed: np.ndarray
-
-
-def observe_case(protocol: Protocol, index: int, data_dir: Path) -> Case:
-    """Normalise image ``index``, observe the full image, then crop the centred square.
-
-    The seed of image ``i`` is ``protocol.seed + i``.
-    """
-    from .data import load_sky
-    from .forward import observe
-    from .psf import parse_spec
-
-    name = protocol.images[index]
-    clean = load_sky(name, data_dir)
-    observed = observe(clean, parse_spec(protocol.psf), protocol.sigma, rng=protocol.seed + index,
-                       boundary=protocol.boundary)
-    n = min(protocol.crop, *clean.shape)
-    r0, c0 = (clean.shape[0] - n) // 2, (clean.shape[1] - n) // 2
-    window = (slice(r0, r0 + n), slice(c0, c0 + n))
-    return Case(name, clean[window], observed[window])
-
-
-def fold_dir(folds: Path, arch: str, image: str) -> Path:
-    """Folder of the ``arch`` network trained without ``image``."""
-    return Path(folds) / f"{arch}-{image}"
-
-
-def fold_is_trained(folder: Path) -> bool:
-    """A fold is trained once its model folder holds weights and no pending checkpoint."""
-    return (folder / "weights.pt").is_file() and not (folder / "checkpoint.pt").exists()
-
-
-def held_out_model(folds: Path | None, method: str, image: str) -> dict[str, Any]:
-    """``{"model": folder}`` of ``method``'s leave-one-out fold for ``image`` if one is trained, else ``{}``
-    (the shipped model): a pretrained network is scored on an image it was not trained on when it can be."""
-    if folds is None:
-        return {}
-    folder = fold_dir(folds, method, image)
-    return {"model": str(folder)} if fold_is_trained(folder) else {}
-
-
 def train_folds(
-    protocol: Protocol,
+    protocol: Table1Protocol,
     data_dir: Path,
     folds: Path,
     archs: list[str] | None = None,
@@ -157,8 +45,7 @@ def train_folds(
     """
     import shutil
 
-    from .networks import RESTORERS
-    from .nn.training import train
+    from ..nn.training import train
 
     trained = []
     for arch in archs or protocol.networks:
@@ -172,11 +59,11 @@ def train_folds(
                 shutil.rmtree(folder)
             others = [data_dir / f"{name}.fits.gz" for i, name in enumerate(protocol.images) if i != k]
             meta = {"protocol": protocol.name, "held_out": image}
-            if arch in RESTORERS:
-                from .networks import shipped_model_dir
-                from .nn.restorer_training import train_restorer
+            if _takes_sigma(arch):
+                from ..networks import shipped_model_dir
+                from ..nn.restorer_training import train_restorer
 
-                settings = dict(protocol.restorer_training if arch == "restorer" else protocol.restorer_universal_training)
+                settings = protocol.training_settings(arch)
                 init = settings.pop("init", None)
                 if init and "/" not in init:  # a shipped model's name, else a model folder
                     init = shipped_model_dir(init)
@@ -189,10 +76,15 @@ def train_folds(
     return trained
 
 
-def method_plan(protocol: Protocol, image: str, folds: Path, paper_dir: Path | None) -> list[dict[str, Any]]:
-    """The rows to compute for one image: label, method, selection and fixed parameters."""
-    from .networks import RESTORERS
+def _takes_sigma(method: str) -> bool:
+    """Whether the registered ``method`` takes the noise level (the restorers)."""
+    from ..methods import get
 
+    return get(method).takes_sigma
+
+
+def method_plan(protocol: Table1Protocol, image: str, folds: Path, paper_dir: Path | None) -> list[dict[str, Any]]:
+    """The rows to compute for one image: label, method, selection and fixed parameters."""
     plan: list[dict[str, Any]] = [{"label": "none", "method": "none", "selection": "none", "params": {}}]
     for method in protocol.classical:
         for selection in protocol.selections:
@@ -201,7 +93,7 @@ def method_plan(protocol: Protocol, image: str, folds: Path, paper_dir: Path | N
         folder = fold_dir(folds, arch, image)
         if fold_is_trained(folder):
             params: dict[str, Any] = {"model": str(folder)}
-            if arch in RESTORERS:  # told the noise level, as the PSF
+            if _takes_sigma(arch):  # told the noise level, as the PSF
                 params["sigma"] = protocol.sigma
             plan.append({"label": arch, "method": arch, "selection": "none", "params": params})
     for method in protocol.pretrained:
@@ -217,7 +109,7 @@ def method_plan(protocol: Protocol, image: str, folds: Path, paper_dir: Path | N
 
 
 def run(
-    protocol: Protocol,
+    protocol: Table1Protocol,
     data_dir: Path,
     folds: Path,
     paper_dir: Path | None = None,
@@ -233,8 +125,8 @@ def run(
     """
     from tqdm.auto import tqdm
 
+    from ..psf import parse_spec
     from .evaluation import run_method
-    from .psf import parse_spec
 
     psf = parse_spec(protocol.psf)
     keep = keep or protocol.images[0]
@@ -260,82 +152,8 @@ def run(
     return rows, kept
 
 
-def write_results(rows: list[dict[str, Any]], path: Path, fieldnames: tuple[str, ...] = RESULT_FIELDS) -> Path:
-    """Write tidy rows as CSV (``params`` as JSON, model paths by folder name)."""
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fieldnames)
-        writer.writeheader()
-        for row in rows:
-            params = {k: (Path(v).name if k == "model" else v) for k, v in row["params"].items() if v is not None}
-            writer.writerow({**row, "params": json.dumps(params, sort_keys=True),
-                             "psnr_db": f"{row['psnr_db']:.3f}", "ssim": f"{row['ssim']:.4f}",
-                             "time_s": f"{row['time_s']:.3f}"})
-    return path
-
-
-def read_results(path: Path) -> list[dict[str, Any]]:
-    """Read rows written by :func:`write_results` (any columns; the scores as floats)."""
-    with open(path, newline="") as handle:
-        return [{**r, "params": json.loads(r["params"]), "psnr_db": float(r["psnr_db"]), "ssim": float(r["ssim"]),
-                 "time_s": float(r["time_s"])} for r in csv.DictReader(handle)]
-
-
-def previous_results(protocol: Protocol, out_dir: Path) -> list[dict[str, Any]]:
-    """The rows already in ``out_dir/results.csv`` ([] if none), checked to be of ``protocol``.
-
-    :func:`write_report` records the protocol in ``protocol.json``; rows of another protocol
-    (another crop, noise, seed, or the ``--quick`` version) are an error rather than merged.
-    """
-    results, recorded = Path(out_dir) / "results.csv", Path(out_dir) / "protocol.json"
-    if not results.is_file():
-        return []
-    if not recorded.is_file():
-        raise InputError(f"{results} has no {recorded.name} beside it, so its protocol is unknown: "
-                         "choose another --output, or run every image (no --image)")
-    theirs, ours = json.loads(recorded.read_text()), _protocol_record(protocol)
-    theirs = {k: v for k, v in theirs.items() if k not in _NOT_IDENTITY}
-    # A field added to Protocol after the results were written reads as its default.
-    defaults = {f.name: f.default_factory() for f in fields(Protocol) if f.default_factory is not MISSING}
-    differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k, defaults.get(k)) != ours.get(k, defaults.get(k)))
-    if differ:
-        raise InputError(f"{out_dir} holds results of another protocol ({theirs.get('name')!r}, differing in {differ}); "
-                         f"expected {protocol.name!r}: choose another --output, or run every image (no --image)")
-    return read_results(results)
-
-
-#: Protocol fields that say which rows to compute or how to train, not what a row's number means.
-_NOT_IDENTITY = ("training", "quick", "restorer_training", "restorer_universal_training", "networks", "pretrained",
-                 "classical", "selections", "description")
-
-
-def _protocol_record(protocol: Protocol) -> dict[str, Any]:
-    """What identifies a protocol's results: the data, observation and scoring (not the rows or training)."""
-    return {k: v for k, v in asdict(protocol).items() if k not in _NOT_IDENTITY}
-
-
-def write_rows_and_table(rows: list[dict[str, Any]], protocol: Protocol, table: str, out_dir: Path, stem: str,
-                         fieldnames: tuple[str, ...]) -> list[Path]:
-    """Write ``<stem>.csv`` (tidy rows) and ``<stem>.md`` (the protocol's description, then ``table``) into ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    markdown = out_dir / f"{stem}.md"
-    markdown.write_text(f"# {protocol.description}\n\n{table}\n")
-    return [write_results(rows, out_dir / f"{stem}.csv", fieldnames), markdown]
-
-
-def replace_rows(previous: list[dict[str, Any]], rows: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
-    """``previous`` without the rows whose ``keys`` match a row of ``rows``, then ``rows``.
-
-    Values are compared as text, so rows read back from CSV match freshly computed ones.
-    """
-    def key(row: dict[str, Any]) -> tuple[str, ...]:
-        return tuple(str(row[k]) for k in keys)
-
-    fresh = {key(r) for r in rows}
-    return [r for r in previous if key(r) not in fresh] + rows
-
-
 def merge_results(
-    previous: list[dict[str, Any]], rows: list[dict[str, Any]], protocol: Protocol, by_method: bool = False
+    previous: list[dict[str, Any]], rows: list[dict[str, Any]], protocol: Table1Protocol, by_method: bool = False
 ) -> list[dict[str, Any]]:
     """``previous`` rows with those of the images in ``rows`` replaced, in protocol order.
 
@@ -370,7 +188,7 @@ def read_paper_table(path: Path) -> dict[tuple[str, str], float]:
                 if r["method"] in ours}
 
 
-def render_table(rows: list[dict[str, Any]], protocol: Protocol, paper: dict[tuple[str, str], float] | None) -> str:
+def render_table(rows: list[dict[str, Any]], protocol: Table1Protocol, paper: dict[tuple[str, str], float] | None) -> str:
     """Markdown in the paper's layout: images x methods (PSNR, dB), then the averages.
 
     Classical methods appear twice: ``oracle`` (parameters maximising PSNR, as the paper)
@@ -427,20 +245,20 @@ def margins(
 def write_report(
     rows: list[dict[str, Any]],
     kept: dict[str, np.ndarray],
-    protocol: Protocol,
+    protocol: Table1Protocol,
     out_dir: Path,
     data_dir: Path,
     folds: Path,
     paper_dir: Path | None = None,
 ) -> list[Path]:
     """Write ``results.csv``, ``table1.md`` and the figures into ``out_dir``; return the paths."""
+    from ..data import load_sky
+    from ..psf import parse_spec
     from . import plots
-    from .data import load_sky
-    from .psf import parse_spec
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [write_results(rows, out_dir / "results.csv")]
-    (out_dir / "protocol.json").write_text(json.dumps(_protocol_record(protocol), indent=1, sort_keys=True) + "\n")
+    (out_dir / "protocol.json").write_text(json.dumps(record(protocol), indent=1, sort_keys=True) + "\n")
     written.append(out_dir / "protocol.json")
     paper_csv = paper_dir / "paper_table1.csv" if paper_dir else None
     paper = read_paper_table(paper_csv) if paper_csv and paper_csv.is_file() else None
@@ -474,8 +292,8 @@ def write_report(
                                                zoom=min(256, kept["truth"].shape[0])))
     cnn3_fold = fold_dir(folds, "cnn3", protocol.images[0])
     if fold_is_trained(cnn3_fold):
-        from .nn.features import component_correlations, feature_maps
-        from .nn.store import load_model
+        from ..nn.store import load_model
+        from .features import component_correlations, feature_maps
 
         case = observe_case(protocol, 0, data_dir) if "observed" not in kept else Case("", kept["truth"], kept["observed"])
         layers = feature_maps(load_model(cnn3_fold)[0], case.observed)
