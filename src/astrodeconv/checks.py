@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["DEFAULT_CHUNK", "DEFAULT_TILE", "as_integer", "finite_image", "network_margin", "nonnegative_float", "odd_int",
+__all__ = ["DEFAULT_CHUNK", "DEFAULT_TILE", "as_integer", "finite_image", "float_above", "network_margin", "nonnegative_float", "odd_int",
            "positive_float", "positive_int", "tile_side"]
 
 #: Output tile side, pixels, that a network restores per pass (whole image below it); also the
@@ -69,15 +69,26 @@ def odd_int(value: Any, name: str) -> int:
     return value
 
 
-def positive_float(value: Any, name: str, unit: str = "number") -> float:
-    """A finite number > 0; ``unit`` names what it counts in the message ("number of pixels")."""
+def float_above(value: Any, name: str, bound: float, expected: str) -> float:
+    """A finite number > ``bound``; the error says ``{name} must be {expected}``.
+
+    Examples
+    --------
+    >>> float_above("3.5", "moffat beta", 1.0, "> 1 for a finite flux")
+    3.5
+    """
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a positive {unit}, got {value!r}") from None
-    if not (np.isfinite(number) and number > 0):
-        raise InputError(f"{name} must be a positive {unit}, got {number}")
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"{name} must be {expected}, got {value!r}") from None
+    if not (np.isfinite(number) and number > bound):
+        raise InputError(f"{name} must be {expected}, got {number}")
     return number
+
+
+def positive_float(value: Any, name: str, unit: str = "number") -> float:
+    """A finite number > 0; ``unit`` names what it counts in the message ("number of pixels")."""
+    return float_above(value, name, 0.0, f"a positive {unit}")
 
 
 def nonnegative_float(value: Any, name: str, strict: bool = False) -> float:

@@ -63,6 +63,8 @@ TV_MU = 5e-4
 #: Small number added to the blurred estimate in Richardson-Lucy's division (scikit-image's).
 RL_EPS = 1e-12
 _PRECISIONS = {"single": np.float32, "double": np.float64}
+#: Most iterations of RL and TV accepted (each costs a few FFTs of the image; more is a mistake, not a setting).
+MAX_ITERATIONS = 10_000
 
 #: Wiener balances searched by both selection modes (the paper's grid).
 WIENER_BALANCES = np.logspace(-3, 5, 100)
@@ -93,6 +95,13 @@ def _check_inputs(observed: Any, psf: Any) -> tuple[np.ndarray, np.ndarray]:
             "use astrodeconv.methods.restore, which masks them"
         )
     return observed, psf
+
+
+def _iterations(num_iter: Any) -> int:
+    num_iter = positive_int(num_iter, "num_iter")
+    if num_iter > MAX_ITERATIONS:
+        raise InputError(f"num_iter must be at most {MAX_ITERATIONS}, got {num_iter}")
+    return num_iter
 
 
 # --------------------------------------------------------------------------- Wiener
@@ -231,7 +240,7 @@ def rl_iterates(
     [1, 2, 3]
     """
     observed, psf = _check_inputs(observed, psf)
-    num_iter = positive_int(num_iter, "num_iter")
+    num_iter = _iterations(num_iter)
     dtype = _PRECISIONS.get(precision)
     if dtype is None:
         raise InputError(f"rl precision must be one of {sorted(_PRECISIONS)}, got {precision!r}")
@@ -421,7 +430,7 @@ def tv(
     """
     observed, psf = _check_inputs(observed, psf)
     mu = nonnegative_float(mu, "tv mu")
-    num_iter = positive_int(num_iter, "num_iter")
+    num_iter = _iterations(num_iter)
     if tol is not None:
         tol = nonnegative_float(tol, "tol", strict=True)
     op = blur_operator(psf, observed.shape, workers)

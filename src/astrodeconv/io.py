@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,8 @@ from astropy.io import fits
 from . import __version__
 from .errors import InputError
 
+#: The largest image :func:`read_image` loads (pixels; 2 GiB as float64); larger ones are restored by tiles.
+MAX_IMAGE_PIXELS = 2**28
 #: Header keywords written by :func:`write_image` (FITS keywords are at most 8 characters).
 PROVENANCE_KEYS = {
     "ADVERS": "astrodeconv version",
@@ -53,20 +57,26 @@ def read_image(path: str | Path, hdu: int | str | None = None) -> tuple[np.ndarr
         Missing or unreadable file, no image data, unknown HDU, or not 2-D (a cube's
         message names its shape and how to pick a plane).
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"file not found: {path}")
-    if path.is_dir():
-        raise InputError(f"{path} is a folder, expected a FITS file")
+    path = check_input_file(path)
     try:
-        with fits.open(path, memmap=False) as hdul:
+        with warnings.catch_warnings(record=True) as caught, fits.open(path, memmap=False) as hdul:
+            warnings.simplefilter("always")
             chosen = choose_hdu(hdul, hdu, path)
+            if not chosen.is_image:
+                raise InputError(f"{path}: HDU {hdu!r} is a {type(chosen).__name__}, not an image")
+            npix = int(np.prod([chosen.header.get(f"NAXIS{k}", 0) for k in range(1, chosen.header.get("NAXIS", 0) + 1)]))
+            if npix > MAX_IMAGE_PIXELS:
+                raise InputError(f"{path}: {npix / 1e6:.0f} Mpx is more than {MAX_IMAGE_PIXELS / 1e6:.0f} Mpx, the largest "
+                                 "image read into memory; restore it by tiles (--stream)")
             data = chosen.data
             header = chosen.header.copy()
+        truncated = [w for w in caught if "truncated" in str(w.message).lower()]
+        if truncated:
+            raise InputError(f"cannot read {path} as FITS: {str(truncated[0].message).splitlines()[0]}")
     except InputError:
         raise
-    except (OSError, ValueError, TypeError, EOFError) as exc:
-        raise InputError(f"cannot read {path} as FITS: {exc}") from None
+    except (OSError, ValueError, TypeError, EOFError, KeyError, AttributeError) as exc:
+        raise InputError(f"cannot read {path} as FITS: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     if data is None:
         raise InputError(f"{path}: HDU {hdu if hdu is not None else 0} has no image data")
     data = np.asarray(data)
@@ -82,6 +92,24 @@ def read_image(path: str | Path, hdu: int | str | None = None) -> tuple[np.ndarr
                 f"e.g. with astropy: fits.writeto('plane.fits', fits.getdata('{path.name}')[0])"
             )
     return data.astype(np.float64), header
+
+
+def check_input_file(path: str | Path, what: str = "a FITS file") -> Path:
+    """Refuse a path that is missing, a folder, or not a regular file (a FIFO or a device such as /dev/zero never ends)."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise InputError(f"file not found: {path}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise InputError(f"{path} is a folder, expected {what}")
+    if not stat.S_ISREG(mode):
+        raise InputError(f"{path} is not a regular file (a pipe, socket or device), expected {what}")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"cannot read {path}: permission denied")
+    return path
 
 
 def choose_hdu(hdul: fits.HDUList, hdu: int | str | None, path: Path) -> Any:
@@ -131,19 +159,47 @@ def write_image(
     fd, tmp = temporary_beside(path)
     os.close(fd)
     try:
-        hdu.writeto(tmp, overwrite=True, output_verify="silentfix")
-        os.replace(tmp, path)
+        hdu.writeto(tmp, overwrite=True, output_verify="silentfix")  # a ".gz" name is gzip-compressed
+        publish(Path(tmp), path, overwrite)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
 
 
+def publish(tmp: Path, path: Path, overwrite: bool) -> None:
+    """Give the finished file ``tmp`` its final name ``path`` atomically.
+
+    Without ``overwrite`` a file that appeared under ``path`` while ``tmp`` was written (another
+    run) is kept and this is an :class:`InputError`: the name is taken with a hard link, which
+    fails when the name exists, instead of a rename, which would replace it.
+    """
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise InputError(f"{path} appeared while this run was writing it; it was kept: choose another name "
+                         "or pass --overwrite") from None
+    except OSError:  # no hard links on this file system: the rename below, after a last check
+        if path.exists():
+            raise InputError(f"{path} appeared while this run was writing it; it was kept") from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
+
+
 def check_output(path: str | Path, overwrite: bool) -> Path:
-    """Refuse an output that exists (unless ``overwrite``) or whose folder is missing or read-only."""
+    """Refuse an output that exists (unless ``overwrite``), that is not a regular file, or whose folder is missing
+    or read-only."""
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise InputError(f"{path} already exists; choose another name or pass --overwrite")
+    if path.exists() or path.is_symlink():
+        if not path.is_file() or path.is_symlink():
+            raise InputError(f"{path} exists and is not a regular file (a folder, link, pipe or device); "
+                             "choose a file name")
+        if not overwrite:
+            raise InputError(f"{path} already exists; choose another name or pass --overwrite")
     if not path.parent.is_dir():
         raise InputError(f"cannot write {path}: folder {path.parent} does not exist")
     if not os.access(path.parent, os.W_OK):
@@ -157,7 +213,8 @@ def temporary_beside(path: Path) -> tuple[int, str]:
     Returns the OS-level file descriptor and the temporary name; the caller renames it to
     ``path`` with :func:`os.replace` once complete, or deletes it.
     """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    suffix = ".tmp.gz" if path.name.lower().endswith(".gz") else ".tmp"  # astropy compresses a ".gz" name
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     umask = os.umask(0)
     os.umask(umask)
     os.fchmod(fd, 0o666 & ~umask)
@@ -182,11 +239,29 @@ def _clean_header(header: fits.Header | None) -> fits.Header | None:
     return header
 
 
+#: Keywords that describe the file's structure: a provenance card may not set them.
+STRUCTURAL_KEYS = ("SIMPLE", "BITPIX", "NAXIS", "EXTEND", "END", "XTENSION", "PCOUNT", "GCOUNT", "BSCALE", "BZERO",
+                   "BLANK", "GROUPS", "TFIELDS", "CHECKSUM", "DATASUM", "EXTNAME", "CONTINUE", "COMMENT", "HISTORY")
+
+
 def _provenance_cards(provenance: dict[str, Any]) -> dict[str, tuple[Any, str]]:
     cards: dict[str, tuple[Any, str]] = {"ADVERS": (__version__, PROVENANCE_KEYS["ADVERS"])}
     for name, value in provenance.items():
+        if not isinstance(name, str) or not name:
+            raise InputError(f"provenance keys must be non-empty strings, got {name!r}")
         key = {"method": "ADMETHOD", "psf": "ADPSF", "params": "ADPARAMS"}.get(name, name.upper()[:8])
+        if key.rstrip("0123456789") in STRUCTURAL_KEYS or not key.replace("-", "_").replace("_", "A").isalnum():
+            raise InputError(f"provenance key {name!r} -> FITS keyword {key!r} is structural or not a valid keyword; "
+                             "use another name")
         if isinstance(value, (dict, list, tuple)):
             value = json.dumps(value, sort_keys=True, default=str)
+        if isinstance(value, (np.integer, np.floating, np.bool_)):
+            value = value.item()
+        if isinstance(value, float) and not np.isfinite(value):
+            value = str(value)
+        if not isinstance(value, (str, int, float, bool)):
+            value = str(value)
+        if isinstance(value, str) and not all(" " <= ch <= "~" for ch in value):
+            raise InputError(f"provenance value of {name!r} holds characters FITS cannot store: {value!r}")
         cards[key] = (value, PROVENANCE_KEYS.get(key, name))
     return cards

@@ -67,3 +67,38 @@ def restore_bad(estimate: np.ndarray, bad: np.ndarray) -> np.ndarray:
     if bad.any():
         estimate[bad] = np.nan
     return estimate
+
+
+#: A restored pixel beyond this many times the input's largest absolute value is not a
+#: restoration but a numerical failure (a wrong noise level, a diverged model).
+RESULT_LIMIT = 1000.0
+#: Largest magnitude a float32 output can hold.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_result(estimate: np.ndarray, bad: np.ndarray, peak: float, scale: float = 1.0) -> np.ndarray:
+    """Refuse a result that is not a restoration, before anything is written.
+
+    Every pixel outside the mask ``bad`` must be finite, within ``RESULT_LIMIT * peak`` in
+    magnitude (``peak``: the input's largest absolute value, same units), and, multiplied by
+    ``scale`` (the output's units), representable as float32.
+
+    Examples
+    --------
+    >>> check_result(np.array([[1.0, 2.0]]), np.zeros((1, 2), bool), peak=2.0).shape
+    (1, 2)
+    """
+    good = ~bad
+    values = estimate[good]
+    nonfinite = int(np.count_nonzero(~np.isfinite(values)))
+    if nonfinite:
+        raise InputError(f"the restoration produced {nonfinite} NaN or infinite pixels where the input was finite "
+                         "(a wrong noise level or parameter, or a broken model); nothing was written")
+    largest = float(np.max(np.abs(values))) if values.size else 0.0
+    if largest > RESULT_LIMIT * peak:
+        raise InputError(f"the restoration reached {largest:.3g}, more than {RESULT_LIMIT:g} times the input's largest "
+                         f"value {peak:.3g}: a wrong noise level or parameter; nothing was written")
+    if largest * abs(scale) > FLOAT32_MAX:
+        raise InputError(f"the restored values ({largest * abs(scale):.3g}) exceed what a float32 FITS image holds; "
+                         "rescale the input")
+    return estimate

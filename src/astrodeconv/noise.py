@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .checks import positive_float
 from .errors import InputError
 
 __all__ = ["NoiseStatistics", "estimate_sigma", "noise_statistics", "normalise_noise", "signal_to_noise"]
@@ -94,9 +95,7 @@ def noise_statistics(image: np.ndarray, sigma: float | None = None) -> NoiseStat
         if not sigma > 0:
             raise InputError("the image's noise level estimates to 0 (no noise, or a flat or quantised image); pass sigma")
     else:
-        sigma = float(sigma)
-        if not (np.isfinite(sigma) and sigma > 0):
-            raise InputError(f"sigma must be a positive number (the noise's standard deviation, image units), got {sigma!r}")
+        sigma = positive_float(sigma, "sigma", "number (the noise's standard deviation, image units)")
     background = float(np.median(image))
     return NoiseStatistics(background, sigma, signal_to_noise((image - background) / sigma))
 

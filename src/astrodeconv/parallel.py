@@ -26,10 +26,13 @@ import numpy as np
 
 from .errors import InputError
 from .checks import DEFAULT_CHUNK, network_margin, tile_side
-from .masks import fill_bad, restore_bad
+from .masks import check_result, fill_bad, restore_bad
 from .stream import create_output, open_source, prepare
 
 __all__ = ["cluster_client", "deconvolve_dask", "deconvolve_fits_dask"]
+
+#: How long to wait for a Dask scheduler given by address.
+CONNECT_TIMEOUT = "10s"
 
 
 def _import_dask() -> Any:
@@ -40,13 +43,19 @@ def _import_dask() -> Any:
     return da
 
 
-def _restore_block(block: np.ndarray, model: Any, tile: int | None, pad: str, device: str, fill: float | None) -> np.ndarray:
+def _restore_block(block: np.ndarray, model: Any, tile: int | None, pad: str, device: str, fill: float | None,
+                   check: tuple[float, float] | None = None) -> np.ndarray:
+    """Restore one chunk (with its overlap); ``check = (peak, scale)`` refuses a non-restoration (:func:`check_result`)."""
     from .nn.predict import deconvolve
 
     if fill is None:  # the array must be finite (deconvolve says so otherwise): never a per-chunk median
-        return deconvolve(np.asarray(block, dtype=np.float64), model, tile=tile, device=device, boundary=pad).astype(np.float32)
-    y, bad = fill_bad(block, fill)
-    return restore_bad(deconvolve(y, model, tile=tile, device=device, boundary=pad), bad).astype(np.float32)
+        y, bad = np.asarray(block, dtype=np.float64), np.zeros(np.shape(block), dtype=bool)
+    else:
+        y, bad = fill_bad(block, fill)
+    out = deconvolve(y, model, tile=tile, device=device, boundary=pad)
+    if check is not None:
+        check_result(out, bad, *check)
+    return restore_bad(out, bad).astype(np.float32)
 
 
 def _merge_small_edges(chunks: tuple[tuple[int, ...], ...], minimum: int) -> tuple[tuple[int, ...], ...]:
@@ -73,6 +82,7 @@ def deconvolve_dask(
     boundary: str = "symmetric",
     fill: float | None = None,
     device: str = "cpu",
+    check: tuple[float, float] | None = None,
 ) -> Any:
     """Restore a (possibly larger than memory) 2-D Dask array with a network, lazily.
 
@@ -93,6 +103,8 @@ def deconvolve_dask(
         e.g. the median of the finite pixels; ``None``: the array must be finite.
     device : {"cpu", "cuda", "auto"}
         Where each chunk is computed.
+    check : (peak, scale), optional
+        Refuse chunks that are not restorations (:func:`astrodeconv.masks.check_result`).
 
     Returns
     -------
@@ -148,6 +160,7 @@ def deconvolve_dask(
         pad=boundary,
         device=device,
         fill=fill,
+        check=check,
     )
 
 
@@ -202,7 +215,8 @@ def deconvolve_fits_dask(
     chunks = da.core.normalize_chunks((chunk, chunk), shape)
     observed = da.map_blocks(_read_block, path, index, prep.scale, chunks=chunks, dtype=np.float64,
                              meta=np.empty((0, 0), dtype=np.float64))
-    restored = deconvolve_dask(observed, model, tile, boundary=boundary, fill=prep.fill, device=device)
+    restored = deconvolve_dask(observed, model, tile, boundary=boundary, fill=prep.fill, device=device,
+                               check=(prep.peak, prep.scale))
     restored = (restored * np.float32(prep.scale)).astype(np.float32)
     cards = {**(provenance or {}), "ADSCALE": prep.scale}
     with create_output(output_path, shape, header, cards, overwrite) as out:
@@ -240,7 +254,12 @@ def cluster_client(workers: int | None = None, address: str | None = None) -> It
     if (workers is None) == (address is None):
         raise InputError("give either a number of local workers (--dask N) or a scheduler address (--scheduler), not both")
     if address is not None:
-        with Client(address) as client:
+        try:
+            client = Client(address, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError, ValueError, TypeError) as exc:
+            raise InputError(f"cannot reach the Dask scheduler at {address!r} within {CONNECT_TIMEOUT}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        with client:
             yield client
         return
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:

@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 
 from . import io, methods, psf, selection, stream
-from .checks import DEFAULT_CHUNK, DEFAULT_TILE, finite_image, tile_side
+from .checks import DEFAULT_CHUNK, DEFAULT_TILE, finite_image, positive_float, tile_side
 from .errors import InputError
 from .forward import normalise, observe
-from .masks import fill_bad
+from .masks import check_result, fill_bad
 from .noise import estimate_sigma, noise_statistics
 
 __all__ = ["BACKENDS", "PSF_HELP", "Restoration", "restore_array", "restore_file", "simulate_file", "write_psf"]
@@ -75,11 +75,26 @@ def _header_sigma(header: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
 
 
-def _psf_spec(spec: str | None, header: Any, path: Path) -> str:
-    spec = spec or header.get("ADPSF")
-    if not spec:
-        raise InputError(f"{path} has no ADPSF card: give the PSF with --psf ({PSF_HELP})")
-    return str(spec)
+def _psf(spec: str | None, header: Any, path: Path, shape: tuple[int, int]) -> tuple[str, np.ndarray]:
+    """The PSF spec (given, else the ``ADPSF`` card) and its array, no larger than the image ``shape``.
+
+    A card is a header's word, not the user's: a model spec in it is used, a file it names is not read.
+    """
+    if spec is None:
+        card = header.get("ADPSF")
+        if not card:
+            raise InputError(f"{path} has no ADPSF card: give the PSF with --psf ({PSF_HELP})")
+        if not isinstance(card, str):
+            raise InputError(f"{path}: the ADPSF card is {card!r}, not a PSF spec; give the PSF with --psf")
+        return card, psf.parse_spec(card, max_side=min(shape), files=False)
+    return str(spec), psf.parse_spec(spec, max_side=min(shape))
+
+
+def _noise_level(sigma: Any) -> float | None:
+    """A given noise level: a positive number (units of the image's maximum), or None."""
+    if sigma is None:
+        return None
+    return positive_float(sigma, "sigma (the noise's standard deviation)")
 
 
 def _shown(params: dict[str, Any]) -> dict[str, Any]:
@@ -110,6 +125,7 @@ def restore_array(
     """
     found = methods.get(method)
     params = dict(params or {})
+    sigma = _noise_level(sigma)
     filled, _ = fill_bad(observed)
     if found.takes_sigma and "sigma" not in params:
         if sigma is None:
@@ -170,6 +186,8 @@ def restore_file(
     if backend not in BACKENDS:
         raise InputError(f"backend must be one of {BACKENDS}, got {backend!r}")
     tile = tile_side(tile, allow_none=True)
+    chunk = tile_side(chunk)
+    sigma = _noise_level(sigma)
     observed, output = Path(observed), Path(output)
     io.check_output(output, overwrite)
     if backend == "auto":
@@ -195,11 +213,7 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
                        model: Any, tile: int | None, device: str, hdu: Any, overwrite: bool) -> Restoration:
     image, header = io.read_image(observed, hdu=hdu)
     finite_image(image, f"{observed}: the image")
-    spec = _psf_spec(psf_spec, header, observed)
-    kernel = psf.parse_spec(spec)
-    if kernel.shape[0] > image.shape[0] or kernel.shape[1] > image.shape[1]:
-        raise InputError(f"PSF {spec!r} is {kernel.shape[0]} x {kernel.shape[1]} px, larger than the image "
-                         f"{image.shape[0]} x {image.shape[1]}; give a smaller PSF (e.g. add size=N to the spec)")
+    spec, kernel = _psf(psf_spec, header, observed, image.shape)
     params = _method_params(found, params, model, tile, device)
     # Units where the image's maximum is ~1; an observation written by simulate (ADSCALE) already is.
     scale = 1.0 if "ADSCALE" in header else float(np.max(image[np.isfinite(image)]))
@@ -213,6 +227,8 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
     start = time.perf_counter()
     estimate, params = restore_array(y, kernel, found.name, params, select=select, sigma=sigma, truth=clean)
     seconds = time.perf_counter() - start
+    bad = ~np.isfinite(y)
+    check_result(estimate, bad, float(np.max(np.abs(y[~bad]))), scale)
     shown = _shown(params)
     io.write_image(output, estimate * scale, header,
                    {"method": found.name, "psf": spec, "params": shown, "ADSELECT": select}, overwrite=overwrite)
@@ -242,13 +258,15 @@ def _restore_by_tiles(observed: Path, output: Path, found: methods.Method, psf_s
             "(FFT) method that needs the whole image in memory, so it cannot run by tiles; use a network method "
             "(--method cnn3) or crop the image"
         )
-    spec = _psf_spec(psf_spec, header, observed)
+    spec, kernel = _psf(psf_spec, header, observed, (height, width))
     params = methods.check_params(found, {"model": model, "tile": tile, "device": device, **(params or {})})
-    kernel = psf.parse_spec(spec)
+    params["tile"] = tile_side(params["tile"], allow_none=True)
     scale = 1.0 if "ADSCALE" in header else None
     stats = None
     if found.takes_sigma:
-        stats, scale = _sample_statistics(observed, hdu, scale, params.get("sigma") or sigma or _header_sigma(header))
+        given = _noise_level(params.get("sigma"))
+        stats, scale = _sample_statistics(observed, hdu, scale, given if given is not None else
+                                          sigma if sigma is not None else _header_sigma(header))
     network = found.network(params, kernel, stats)
     tile = params["tile"] or DEFAULT_TILE
     options = dict(hdu=hdu, scale=scale, overwrite=overwrite, device=params["device"],
@@ -297,10 +315,7 @@ def simulate_file(
     io.check_output(output, overwrite)
     image, header = io.read_image(clean, hdu=hdu)
     finite_image(image, f"{clean}: the image")
-    kernel = psf.parse_spec(psf_spec)
-    if kernel.shape[0] > image.shape[0] or kernel.shape[1] > image.shape[1]:
-        raise InputError(f"PSF {psf_spec!r} is {kernel.shape[0]} x {kernel.shape[1]} px, larger than the image "
-                         f"{image.shape[0]} x {image.shape[1]}; give a smaller PSF (e.g. add size=N to the spec)")
+    kernel = psf.parse_spec(psf_spec, max_side=min(image.shape))
     bad = ~np.isfinite(image)
     x, record = normalise(np.where(bad, np.nan, image))
     x = np.where(bad, 0.0, x)

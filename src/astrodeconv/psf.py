@@ -16,13 +16,28 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage, special
 
-from .checks import as_integer, finite_image, odd_int, positive_float, positive_int
+from .checks import as_integer, finite_image, float_above, odd_int, positive_float, positive_int
 from .errors import InputError
 
 #: Half width at half maximum of ``(2 J1(r) / r)^2`` in units of r.
 AIRY_HWHM = 1.616339948310703
 #: Fraction of the flux a model PSF grid must hold.
 FLUX_FRACTION = 0.995
+#: Largest side of a PSF grid, pixels (34 MB as float64); a larger one is refused before it is allocated.
+MAX_PSF_SIDE = 2049
+
+
+def _airy_ee_radius() -> float:
+    """Radius (in Airy ``r`` units) of the disc holding ``FLUX_FRACTION`` of an Airy pattern's flux.
+
+    The encircled energy is ``1 - J0(r)^2 - J1(r)^2`` (non-decreasing).
+    """
+    r = np.arange(0.0, 5000.0, 0.05)
+    ee = 1.0 - special.j0(r) ** 2 - special.j1(r) ** 2
+    return float(r[np.argmax(ee >= FLUX_FRACTION)])
+
+
+AIRY_EE_RADIUS = _airy_ee_radius()
 
 
 def airy_paper(size: int = 64, nr: float = 5.0) -> np.ndarray:
@@ -60,7 +75,7 @@ def airy_paper(size: int = 64, nr: float = 5.0) -> np.ndarray:
     >>> h.shape, round(float(h.sum()), 12)
     ((64, 64), 1.0)
     """
-    size = positive_int(size, "size")
+    size = _check_side(positive_int(size, "size"))
     nr = positive_float(nr, "nr", "number of pixels")
     x = np.linspace(-1.0, 1.0, size)
     xx, yy = np.meshgrid(x, x)
@@ -95,13 +110,7 @@ def airy(fwhm: float, size: int | None = None) -> np.ndarray:
     """
     fwhm = positive_float(fwhm, "fwhm", "number of pixels")
     scale = 2 * AIRY_HWHM / fwhm  # r units per pixel
-    if size is None:
-        # Encircled energy of the Airy pattern: 1 - J0(r)^2 - J1(r)^2 (non-decreasing).
-        r = np.arange(0.0, 5000.0, 0.05)
-        ee = 1.0 - special.j0(r) ** 2 - special.j1(r) ** 2
-        radius_r = r[np.argmax(ee >= FLUX_FRACTION)]
-        size = _odd_size(radius_r / scale)
-    rr = _radius_grid(odd_int(size, "size")) * scale
+    rr = _radius_grid(_airy_size(fwhm) if size is None else size) * scale
     with np.errstate(invalid="ignore", divide="ignore"):
         psf = (2 * special.j1(rr) / rr) ** 2
     psf[rr == 0] = 1.0
@@ -131,10 +140,7 @@ def gaussian(fwhm: float, size: int | None = None) -> np.ndarray:
     """
     fwhm = positive_float(fwhm, "fwhm", "number of pixels")
     sigma = fwhm / (2 * np.sqrt(2 * np.log(2)))
-    if size is None:
-        # Disc of radius r holds 1 - exp(-r^2 / (2 sigma^2)) of the flux.
-        size = _odd_size(sigma * np.sqrt(-2 * np.log(1 - FLUX_FRACTION)))
-    rr = _radius_grid(odd_int(size, "size"))
+    rr = _radius_grid(_gaussian_size(fwhm) if size is None else size)
     psf = np.exp(-0.5 * (rr / sigma) ** 2)
     return psf / psf.sum()
 
@@ -163,15 +169,9 @@ def moffat(fwhm: float, beta: float = 3.0, size: int | None = None) -> np.ndarra
     5.0
     """
     fwhm = positive_float(fwhm, "fwhm", "number of pixels")
-    beta = float(beta)
-    if not beta > 1:
-        raise InputError(f"moffat beta must be > 1 for a finite flux, got {beta}")
+    beta = _moffat_beta(beta)
     alpha = fwhm / (2 * np.sqrt(2 ** (1 / beta) - 1))
-    if size is None:
-        # Disc of radius r holds 1 - (1 + (r/alpha)^2)^(1 - beta) of the flux.
-        radius = alpha * np.sqrt((1 - FLUX_FRACTION) ** (1 / (1 - beta)) - 1)
-        size = _odd_size(radius)
-    rr = _radius_grid(odd_int(size, "size"))
+    rr = _radius_grid(_moffat_size(fwhm, beta) if size is None else size)
     psf = (1 + (rr / alpha) ** 2) ** (-beta)
     return psf / psf.sum()
 
@@ -247,6 +247,8 @@ def fwhm(psf: np.ndarray) -> float:
     psf = np.asarray(psf, dtype=np.float64)
     if psf.ndim != 2 or psf.size == 0:
         raise InputError(f"fwhm needs a 2-D PSF, got shape {psf.shape}")
+    if not np.all(np.isfinite(psf)) or not psf.max() > 0:
+        raise InputError("fwhm needs a finite PSF with a positive peak")
     factor = 8
     above = psf >= 0.25 * psf.max()
     # Crop to the core (pixels above a quarter of the peak) plus a margin.
@@ -259,12 +261,16 @@ def fwhm(psf: np.ndarray) -> float:
     return float(2 * np.sqrt(area / np.pi))
 
 
-def parse_spec(spec: str) -> np.ndarray:
+def parse_spec(spec: str, max_side: int | None = None, files: bool = True) -> np.ndarray:
     """Build a PSF from a one-string specification.
 
     ``airy-paper`` (optionally ``airy-paper:size=64,nr=5``), ``airy:fwhm=6.5``,
     ``gaussian:fwhm=4``, ``moffat:fwhm=5,beta=3`` (each model also takes ``size``), or
-    the path of a FITS file holding the PSF.
+    the path of a FITS file holding the PSF (only with ``files``: a spec read from a header
+    is not followed to a file).
+
+    The side of a model's grid is computed before anything is allocated and refused when it
+    exceeds ``max_side`` (e.g. the image's smaller side) or :data:`MAX_PSF_SIDE`.
 
     Examples
     --------
@@ -293,10 +299,21 @@ def parse_spec(spec: str) -> np.ndarray:
         missing = [k for k in allowed if k == "fwhm" and k not in kwargs]
         if missing:
             raise InputError(f"PSF spec {spec!r}: {name} needs fwhm, e.g. '{name}:fwhm=4'")
+        side = kwargs.get("size") or _default_side(name, kwargs)
+        if max_side is not None and side > max_side:
+            raise InputError(f"PSF {spec!r} needs a grid of {side} px, larger than the image ({max_side} px); give a "
+                             "smaller PSF (e.g. add size=N to the spec) or a larger image")
         return func(**kwargs)
+    if not files:
+        raise InputError(f"PSF {spec!r} is not a PSF model ({', '.join(sorted(PSF_MODELS))}); a file named by a header "
+                         "is not read: give the PSF with --psf")
     path = Path(spec)
     if path.suffix.lower() in {".fits", ".fit", ".fts", ".gz"} or path.exists():
-        return from_fits(path)
+        kernel = from_fits(path)
+        if max_side is not None and max(kernel.shape) > max_side:
+            raise InputError(f"PSF {spec!r} is {kernel.shape[0]} x {kernel.shape[1]} px, larger than the image "
+                             f"({max_side} px); crop the PSF")
+        return kernel
     raise InputError(
         f"unknown PSF {spec!r}: expected one of {sorted(PSF_MODELS)} (e.g. 'airy:fwhm=6.5') or a FITS file path"
     )
@@ -310,10 +327,56 @@ PSF_MODELS = {
 }
 
 
+def _check_side(side: int) -> int:
+    if side > MAX_PSF_SIDE:
+        raise InputError(f"a PSF grid of {side} px per side is more than the limit of {MAX_PSF_SIDE} px; "
+                         "give a smaller size (size=N) or width")
+    return side
+
+
 def _radius_grid(size: int) -> np.ndarray:
-    c = np.arange(size) - size // 2
+    c = np.arange(_check_side(odd_int(size, "size"))) - size // 2
     return np.hypot(*np.meshgrid(c, c))
 
 
 def _odd_size(radius: float) -> int:
-    return 2 * int(np.ceil(radius)) + 1
+    """Smallest odd side whose inscribed disc has ``radius``; refused beyond :data:`MAX_PSF_SIDE` before allocating."""
+    if not np.isfinite(radius) or radius > MAX_PSF_SIDE:
+        raise InputError(f"a PSF with these parameters needs a grid wider than the limit of {MAX_PSF_SIDE} px per "
+                         "side; give a smaller width, a larger Moffat beta, or size=N")
+    return _check_side(2 * int(np.ceil(radius)) + 1)
+
+
+def _airy_size(fwhm: float) -> int:
+    """Default odd side of :func:`airy`: its inscribed disc holds ``FLUX_FRACTION`` of the flux."""
+    return _odd_size(AIRY_EE_RADIUS / (2 * AIRY_HWHM / fwhm))
+
+
+def _gaussian_size(fwhm: float) -> int:
+    """Default odd side of :func:`gaussian`: a disc of radius r holds 1 - exp(-r^2 / (2 sigma^2)) of the flux."""
+    sigma = fwhm / (2 * np.sqrt(2 * np.log(2)))
+    return _odd_size(sigma * np.sqrt(-2 * np.log(1 - FLUX_FRACTION)))
+
+
+def _moffat_beta(beta: float) -> float:
+    return float_above(beta, "moffat beta", 1.0, "> 1 for a finite flux")
+
+
+def _moffat_size(fwhm: float, beta: float) -> int:
+    """Default odd side of :func:`moffat`: a disc of radius r holds 1 - (1 + (r/alpha)^2)^(1 - beta) of the flux."""
+    alpha = fwhm / (2 * np.sqrt(2 ** (1 / beta) - 1))
+    with np.errstate(over="ignore"):
+        return _odd_size(float(alpha * np.sqrt(np.power(np.float64(1 - FLUX_FRACTION), 1 / (1 - beta)) - 1)))
+
+
+def _default_side(name: str, kwargs: dict[str, float]) -> int:
+    """The grid side that model ``name`` would build from ``kwargs`` (checked, nothing allocated)."""
+    if name == "airy-paper":
+        return _check_side(positive_int(kwargs.get("size", 64), "size"))
+    fwhm = positive_float(kwargs["fwhm"], "fwhm", "number of pixels")
+    if name == "airy":
+        return _airy_size(fwhm)
+    if name == "gaussian":
+        return _gaussian_size(fwhm)
+    return _moffat_size(fwhm, _moffat_beta(kwargs.get("beta", 3.0)))
+

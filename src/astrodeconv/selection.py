@@ -25,6 +25,7 @@ import numpy as np
 
 from . import methods
 from .classical import RL_MAX_ITER, TV_MUS, TV_NUM_ITER, WIENER_BALANCES, wiener_residuals  # noqa: F401  (grids)
+from .checks import positive_float
 from .errors import InputError
 from .metrics import psnr
 from .noise import estimate_sigma
@@ -122,13 +123,7 @@ def select_auto(method: str, observed: np.ndarray, psf: np.ndarray, sigma: float
         return {}
     if sigma is None:
         sigma = estimate_sigma(observed)
-    try:
-        sigma = float(sigma)
-    except (TypeError, ValueError):
-        raise InputError(f"sigma must be a positive noise standard deviation, got {sigma!r}") from None
-    if not (np.isfinite(sigma) and sigma > 0):
-        raise InputError(f"sigma must be a positive noise standard deviation, got {sigma}")
-    return found.auto(observed, psf, sigma)
+    return found.auto(observed, psf, positive_float(sigma, "sigma", "noise standard deviation"))
 
 
 def select(

@@ -44,8 +44,8 @@ from astropy.io import fits
 
 from .errors import InputError
 from .checks import DEFAULT_TILE, network_margin, tile_side
-from .io import check_output, choose_hdu, output_hdu, temporary_beside
-from .masks import fill_bad, restore_bad
+from .io import check_input_file, check_output, choose_hdu, output_hdu, publish, temporary_beside
+from .masks import check_result, fill_bad, restore_bad
 
 __all__ = ["STREAM_PIXELS", "FitsRegion", "ImageSource", "create_output", "deconvolve_fits", "image_shape", "open_source"]
 
@@ -111,9 +111,7 @@ def open_source(path: str | Path, hdu: int | str | None = None, allow_gzip: bool
     InputError
         Missing or unreadable file, gzip-compressed file, no image, not 2-D.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"file not found: {path}" if not path.exists() else f"{path} is not a file, expected FITS")
+    path = check_input_file(path)
     with open(path, "rb") as fh:
         gzipped = fh.read(2) == b"\x1f\x8b"
     if gzipped and not allow_gzip:
@@ -133,6 +131,8 @@ def open_source(path: str | Path, hdu: int | str | None = None, allow_gzip: bool
                     raise InputError(f"{path}: no HDU holds image data")
             else:
                 chosen = choose_hdu(hdul, hdu, path)
+            if not chosen.is_image:
+                raise InputError(f"{path}: HDU {hdu!r} is a {type(chosen).__name__}, not an image")
             shape = tuple(int(n) for n in chosen.shape)
         except (OSError, ValueError, TypeError, EOFError) as exc:
             if isinstance(exc, InputError):
@@ -142,6 +142,15 @@ def open_source(path: str | Path, hdu: int | str | None = None, allow_gzip: bool
             raise InputError(f"{path}: image must be 2-D, got shape {shape}; pick one plane first")
         if chosen.header.get("BITPIX", 0) not in (8, 16, 32, 64, -32, -64):
             raise InputError(f"{path}: unsupported BITPIX {chosen.header.get('BITPIX')}")
+        for card in ("BSCALE", "BZERO"):
+            if not isinstance(chosen.header.get(card, 1.0), (int, float)) or isinstance(chosen.header.get(card), bool):
+                raise InputError(f"{path}: the {card} card is {chosen.header.get(card)!r}; expected a number")
+        if not gzipped:
+            end = hdul.fileinfo(hdul.index(chosen))["datLoc"] + abs(chosen.header["BITPIX"]) // 8 * int(np.prod(shape))
+            size = path.stat().st_size
+            if end > size:
+                raise InputError(f"{path} is truncated: its header declares data up to byte {end}, the file has "
+                                 f"{size} bytes")
         yield ImageSource(path, chosen, hdul.index(chosen), chosen.header.copy(), (shape[-2], shape[-1]))
     finally:
         hdul.close()
@@ -210,6 +219,7 @@ class Prepared:
     scale: float
     fill: float | None
     bad: int
+    peak: float = 1.0  # largest absolute finite pixel, in units of ``scale``
 
 
 def prepare(src: ImageSource, scale: float | None = None) -> Prepared:
@@ -241,7 +251,7 @@ def prepare(src: ImageSource, scale: float | None = None) -> Prepared:
         rows = lambda: (src.read(r0, r1, 0, src.shape[1]) for r0, r1 in _row_blocks(src.shape))  # noqa: E731
         a, b = exact_order_statistic(rows, [(good - 1) // 2, good // 2])
         fill = float(np.mean([a / scale, b / scale]))
-    return Prepared(float(scale), fill, bad)
+    return Prepared(float(scale), fill, bad, max(abs(lo), abs(hi)) / float(scale))
 
 
 class FitsRegion:
@@ -293,6 +303,9 @@ def create_output(
     (or Ctrl-C) the temporary file is removed and nothing exists under ``path``.
     """
     path = check_output(path, overwrite)
+    if path.name.lower().endswith(".gz"):
+        raise InputError(f"{path}: a tiled output is written in place and cannot be gzip-compressed; "
+                         "write .fits and compress it afterwards (gzip -k)")
     H, W = (int(n) for n in shape)
     hdu = output_hdu(np.zeros((1, 1), dtype=np.float32), header, provenance)
     hdu.verify("silentfix")
@@ -317,7 +330,7 @@ def create_output(
         yield Output(tmp, len(text), (H, W))
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path, overwrite)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -397,6 +410,7 @@ def deconvolve_fits(
                 window, (i, j) = read_window(src, r, c, th, tw, margin)
                 y, bad = normalised(window, prep)
                 restored = deconvolve(y, model, tile=max(y.shape), device=device, boundary=boundary)  # one pass
+                check_result(restored, bad, prep.peak, prep.scale)
                 restore_bad(restored, bad)
                 out.region[r : r + th, c : c + tw] = (restored * prep.scale)[i : i + th, j : j + tw]
     return Path(output_path)
