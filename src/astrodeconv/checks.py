@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["DEFAULT_CHUNK", "DEFAULT_TILE", "as_integer", "finite_image", "float_above", "network_margin", "nonnegative_float", "odd_int",
+__all__ = ["DEFAULT_CHUNK", "DEFAULT_TILE", "MAX_CHANNELS", "MAX_DEPTH", "MAX_KERNEL", "as_integer", "int_between", "finite_image", "float_above", "network_margin", "parse_value", "nonnegative_float", "odd_int",
            "positive_float", "positive_int", "tile_side"]
 
 #: Output tile side, pixels, that a network restores per pass (whole image below it); also the
@@ -57,6 +57,25 @@ def positive_int(value: Any, name: str) -> int:
     if as_int != value or as_int < 1:
         raise InputError(f"{name} must be a positive integer, got {value!r}")
     return as_int
+
+
+#: Largest network a model folder may describe: channels per layer, kernel side, layers (a bigger
+#: config is refused before its weights are allocated).
+MAX_CHANNELS, MAX_KERNEL, MAX_DEPTH = 1024, 257, 128
+
+
+def int_between(value: Any, name: str, minimum: int, maximum: int) -> int:
+    """A whole number in ``[minimum, maximum]``.
+
+    Examples
+    --------
+    >>> int_between(64, "channels", 1, MAX_CHANNELS)
+    64
+    """
+    number = as_integer(value, name)
+    if not minimum <= number <= maximum:
+        raise InputError(f"{name} must be between {minimum} and {maximum}, got {number}")
+    return number
 
 
 def odd_int(value: Any, name: str) -> int:
@@ -111,6 +130,28 @@ def tile_side(tile: Any, allow_none: bool = False) -> int | None:
         suffix = " or None" if allow_none else ""
         raise InputError(f"tile must be a positive integer number of pixels{suffix}, got {tile!r}")
     return int(tile)
+
+
+def parse_value(text: str) -> Any:
+    """A parameter typed as text: an integer, a float, None, True or False, else the text (outer quotes removed).
+
+    Nothing is evaluated.
+
+    Examples
+    --------
+    >>> [parse_value(t) for t in ("30", "1e-3", "none", "'single'", "abc")]
+    [30, 0.001, None, 'single', 'abc']
+    """
+    raw = str(text).strip()
+    words = {"none": None, "true": True, "false": False}
+    if raw.lower() in words:
+        return words[raw.lower()]
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            pass
+    return raw[1:-1] if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"" else raw
 
 
 def network_margin(model: Any) -> int:

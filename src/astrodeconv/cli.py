@@ -9,32 +9,65 @@ exits with code 2; nothing is written unless the command succeeds.
 from __future__ import annotations
 
 import argparse
-import ast
+import signal
 import sys
+import threading
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
-from .checks import DEFAULT_CHUNK, DEFAULT_TILE
+from .checks import DEFAULT_CHUNK, DEFAULT_TILE, parse_value
 from .errors import InputError
 from .pipeline import PSF_HELP
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as an interruption so that partial outputs are removed on the way out."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit code (0 success, 2 bad input)."""
+    """Run the command line; return the exit code (0 success, 2 bad input, 130/143 interrupted).
+
+    Warnings are printed as one line each after a successful command, and dropped when the
+    command fails (its one-line error says what went wrong).
+    """
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits on --help (0) and on usage errors (2)
         return int(exc.code or 0)
+    previous = _on_sigterm()
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings(record=True) as caught:
+            code = int(args.func(args) or 0)
+        for warning in caught:
+            print(f"astrodeconv: warning: {_one_line(warning.message)}", file=sys.stderr)
+        return code
     except InputError as exc:
-        print(f"astrodeconv: error: {exc}", file=sys.stderr)
+        print(f"astrodeconv: error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("astrodeconv: interrupted; no output was written under the final name", file=sys.stderr)
-        return 130
+        return 143 if isinstance(exc, Terminated) else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _on_sigterm() -> Any:
+    """Turn SIGTERM into :class:`Terminated` (main thread only); return the previous handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _one_line(message: Any) -> str:
+    return " ".join(line.strip() for line in str(message).splitlines() if line.strip())
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -50,37 +83,28 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beta", type=float, help="Moffat power")
     p.add_argument("--size", type=int, help="side of the grid, pixels")
     p.add_argument("--nr", type=float, help="airy-paper: Airy radii across the half grid")
-    p.add_argument("-o", "--output", required=True, type=Path)
-    p.add_argument("--overwrite", action="store_true")
+    _output_args(p, hdu=False)
     p.set_defaults(func=_cmd_psf)
 
     p = sub.add_parser("simulate", help="normalise a clean image, blur it and add noise")
     p.add_argument("clean", type=Path)
-    p.add_argument("-o", "--output", required=True, type=Path)
+    _output_args(p)
     p.add_argument("--psf", default="airy-paper", help=PSF_HELP + " (default airy-paper)")
     p.add_argument("--sigma", type=float, default=0.01, help="Gaussian noise sigma relative to the max (0.01)")
     p.add_argument("--gain", type=float, help="add Poisson noise with this many photons per unit of the normalised image")
     p.add_argument("--boundary", default="zero", choices=("zero", "reflect", "periodic"))
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--hdu", help="HDU index or name (default: first with image data)")
-    p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_cmd_simulate)
 
     p = sub.add_parser("deconvolve", help="restore an observation")
     p.add_argument("observed", type=Path)
-    p.add_argument("-o", "--output", required=True, type=Path)
-    p.add_argument("--method", default="restorer-universal",
-                   help="restoration method: restorer-universal (default: any PSF and noise level, no training), "
-                   "restorer, wiener, rl, tv, cnn3, cnn1")
+    _output_args(p)
+    p.add_argument("--method", default="restorer-universal", help="restorer-universal (default: any PSF and noise "
+                   "level), restorer, wiener, rl, tv, cnn3, cnn1")
     p.add_argument("--psf", help=PSF_HELP + " (default: the ADPSF card written by `simulate`)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="method parameter (repeatable)")
-    p.add_argument(
-        "--select",
-        choices=("auto", "none", "oracle"),
-        default="auto",
-        help="choose parameters not given by --param: auto (discrepancy principle; default), "
-        "none (method defaults), oracle (needs --truth)",
-    )
+    p.add_argument("--select", choices=("auto", "none", "oracle"), default="auto", help="choose parameters not "
+                   "given by --param: auto (discrepancy principle), none (method defaults), oracle (needs --truth)")
     p.add_argument("--sigma", type=float, help="noise sigma in units of the image's maximum, for the restorers and "
                    "--select auto (default: the ADSIGMA card, else estimated from the image's finest wavelet details)")
     p.add_argument("--truth", type=Path, help="clean image for --select oracle")
@@ -93,8 +117,6 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dask", type=int, metavar="N", help="network: run on a local Dask cluster of N worker processes")
     p.add_argument("--scheduler", metavar="ADDRESS", help="network: run on an existing Dask cluster (tcp://host:8786)")
     p.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help=f"Dask: chunk side, pixels ({DEFAULT_CHUNK})")
-    p.add_argument("--hdu", help="HDU index or name (default: first with image data)")
-    p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_cmd_deconvolve)
 
     p = sub.add_parser("train", help="train a network on clean images")
@@ -116,11 +138,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train-restorer", help="train a restorer (Wiener bank + CNN) on fresh random scenes; resumable")
     p.add_argument("--images", nargs="+", required=True, type=Path, help="clean FITS images to simulate scenes from")
-    p.add_argument("-o", "--output", required=True, type=Path,
-                   help="model folder (an unfinished run there, with its checkpoint.pt, is continued)")
-    p.add_argument("--setting", default="universal", choices=("universal", "paper"),
-                   help="scene distribution: universal (Airy/Gaussian/Moffat FWHM 3-12, sigma 0.003-0.05, Poisson) "
-                   "or paper (airy-paper, sigma 0.01)")
+    p.add_argument("-o", "--output", required=True, type=Path, help="model folder (an unfinished run is continued)")
+    p.add_argument("--setting", default="universal", choices=("universal", "paper"), help="scene distribution: "
+                   "universal (Airy/Gaussian/Moffat, many widths and noise levels) or paper (airy-paper, sigma 0.01)")
     p.add_argument("--epochs", type=int, default=70)
     p.add_argument("--scenes", type=int, default=64, help="new 256 x 256 scenes per epoch")
     p.add_argument("--patches", type=int, default=16, help="windows drawn per scene")
@@ -128,12 +148,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3, help="initial Adam learning rate (cosine decay to 0)")
     p.add_argument("--init", type=Path, help="restorer model folder to start from (fine-tuning)")
-    p.add_argument("--reference-snr", type=float,
-                   help="scale the Wiener bank to each image's signal-to-noise ratio, with this reference "
-                        "(default: 60 for --setting universal, fixed balances for paper)")
-    p.add_argument("--fixed-bank", action="store_true",
-                   help="keep the bank's balances fixed whatever the image's signal-to-noise ratio "
-                        "(how benchmarks/folds/restorer-universal-pretrained was trained)")
+    p.add_argument("--reference-snr", type=float, help="scale the Wiener bank to each image's signal-to-noise ratio "
+                   "with this reference (default: 60 for --setting universal, fixed balances for paper)")
+    p.add_argument("--fixed-bank", action="store_true", help="keep the bank's balances fixed whatever the image's "
+                   "signal-to-noise ratio (how benchmarks/folds/restorer-universal-pretrained was trained)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch threads (default: all available cores)")
     p.set_defaults(func=_cmd_train_restorer)
@@ -157,8 +175,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("scaling", help="prediction time against image size, with log-log slopes")
     p.add_argument("--sizes", nargs="+", type=int, default=[256, 512, 1024, 2048, 4096])
     p.add_argument("--methods", nargs="+", help="methods to time (default: wiener rl tv cnn1 cnn3)")
-    p.add_argument("--max-seconds", type=float, default=120.0,
-                   help="a method stops growing once one run takes longer than this (default 120)")
+    p.add_argument("--max-seconds", type=float, default=120.0, help="a method stops growing once one run takes "
+                   "longer than this (120)")
     p.add_argument("-o", "--output", type=Path, default=Path("docs/results"))
     p.set_defaults(func=_cmd_scaling)
 
@@ -168,6 +186,13 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_demo)
     return parser
+
+
+def _output_args(p: argparse.ArgumentParser, hdu: bool = True) -> None:
+    p.add_argument("-o", "--output", required=True, type=Path)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    if hdu:
+        p.add_argument("--hdu", help="HDU index or name (default: first with image data)")
 
 
 # -- subcommands -------------------------------------------------------------------------
@@ -207,10 +232,8 @@ def _cmd_deconvolve(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from .nn.training import train
 
-    out = train(images=list(args.images), out_dir=args.output, arch=args.model, psf_spec=args.psf, sigma=args.sigma,
-                samples=args.samples, val_samples=args.val_samples, epochs=args.epochs, batch=args.batch,
-                seed=args.seed, resume=args.resume, optimizer=args.optimizer, lr=args.lr, patience=args.patience,
-                progress=True)
+    out = train(images=list(args.images), out_dir=args.output, arch=args.model, psf_spec=args.psf, progress=True,
+                **_pick(args, "sigma samples val_samples epochs batch seed resume optimizer lr patience"))
     print(f"model written to {out}")
     return 0
 
@@ -219,9 +242,8 @@ def _cmd_train_restorer(args: argparse.Namespace) -> int:
     from .nn.restorer_training import reference_snr_for, train_restorer
 
     reference_snr = reference_snr_for(args.setting, args.reference_snr, args.fixed_bank)
-    out = train_restorer(list(args.images), args.output, setting=args.setting, epochs=args.epochs, scenes=args.scenes,
-                         patches=args.patches, val_scenes=args.val_scenes, batch=args.batch, lr=args.lr,
-                         init=args.init, seed=args.seed, threads=args.threads, reference_snr=reference_snr)
+    out = train_restorer(list(args.images), args.output, reference_snr=reference_snr,
+                         **_pick(args, "setting epochs scenes patches val_scenes batch lr init seed threads"))
     print(f"model written to {out}")
     return 0
 
@@ -229,9 +251,8 @@ def _cmd_train_restorer(args: argparse.Namespace) -> int:
 def _cmd_benchmark(args: argparse.Namespace) -> int:
     from .experiments import run_benchmark
 
-    return _print(run_benchmark(args.protocol, data_dir=args.data_dir, folds=args.folds, output=args.output,
-                                quick=args.quick, train=args.train, retrain=args.retrain, only_train=args.only_train,
-                                archs=args.arch, images=args.image, methods=args.method))
+    return _print(run_benchmark(args.protocol, archs=args.arch, images=args.image, methods=args.method,
+                                **_pick(args, "data_dir folds output quick train retrain only_train")))
 
 
 def _cmd_scaling(args: argparse.Namespace) -> int:
@@ -257,6 +278,10 @@ def _print(report: Any) -> int:
     return 0
 
 
+def _pick(args: argparse.Namespace, names: str) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in names.split()}
+
+
 def _hdu(value: str | None) -> int | str | None:
     if value is None:
         return None
@@ -264,16 +289,13 @@ def _hdu(value: str | None) -> int | str | None:
 
 
 def _parse_params(items: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` strings as a dict; values are Python literals (numbers, None, True) or else strings."""
+    """``KEY=VALUE`` strings as a dict: integers, floats, None, True and False, else the text (quotes removed)."""
     params: dict[str, Any] = {}
     for item in items:
         key, eq, raw = item.partition("=")
         if not eq or not key:
             raise InputError(f"--param expects KEY=VALUE, got {item!r}")
-        try:
-            params[key] = ast.literal_eval(raw)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            params[key] = raw
+        params[key] = parse_value(raw)
     return params
 
 

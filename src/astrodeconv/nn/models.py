@@ -25,6 +25,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from ..checks import MAX_CHANNELS, MAX_KERNEL, int_between
 from ..errors import InputError
 
 __all__ = ["CNN1", "CNN3", "create_model", "list_models", "model_info", "register_model"]
@@ -163,8 +164,8 @@ class CNN3(nn.Sequential):
     """
 
     def __init__(self, channels: tuple[int, int] = (64, 16), kernels: tuple[int, int, int] = (10, 6, 5)) -> None:
-        c1, c2 = (int(c) for c in channels)
-        k1, k2, k3 = (int(k) for k in kernels)
+        c1, c2 = (int_between(c, "cnn3 channels", 1, MAX_CHANNELS) for c in channels)
+        k1, k2, k3 = (int_between(k, "cnn3 kernels", 1, MAX_KERNEL) for k in kernels)
         super().__init__(
             nn.Conv2d(1, c1, k1),
             nn.ReLU(inplace=True),
@@ -196,8 +197,8 @@ class CNN1(nn.Sequential):
     """
 
     def __init__(self, kernel: int = 19) -> None:
-        kernel = int(kernel)
-        if kernel < 1 or kernel % 2 == 0:
+        kernel = int_between(kernel, "cnn1 kernel", 1, MAX_KERNEL)
+        if kernel % 2 == 0:
             raise InputError(f"cnn1 kernel must be a positive odd number of pixels, got {kernel}")
         super().__init__(nn.Conv2d(1, 1, kernel))
         self.margin = kernel // 2

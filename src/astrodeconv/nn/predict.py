@@ -116,7 +116,7 @@ def deconvolve(
         to the channels-last memory format on CPU).
     batch_tiles : int, optional
         Tiles per forward pass (memory is proportional to it); ``None``: as many as fit in
-        about ``PIXELS_PER_PASS`` (1024^2) output pixels, at least one.
+        about ``PIXELS_PER_PASS`` (1024^2) input pixels (tiles with their margins), at least one.
     boundary : {"symmetric", "reflect", "edge", "zero"}
         How the image is padded by the margin (see the module docstring).
     precision : {"float32", "bfloat16"}
@@ -163,8 +163,8 @@ def deconvolve(
     else:
         tile = tile_side(tile, allow_none=True)
         th, tw = min(tile, H), min(tile, W)
-    if batch_tiles is None:
-        batch_tiles = max(1, PIXELS_PER_PASS // (th * tw))
+    if batch_tiles is None:  # bounded by the input windows (tile + margins), which is what the network holds
+        batch_tiles = max(1, PIXELS_PER_PASS // ((th + 2 * margin) * (tw + 2 * margin)))
     dev = resolve_device(device)
     mode = BOUNDARIES[boundary]
     if mode == "reflect" and margin >= min(H, W):

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..checks import MAX_CHANNELS, MAX_DEPTH, MAX_KERNEL, int_between
 from ..errors import InputError
 from ..noise import NoiseStatistics, noise_statistics, normalise_noise, signal_to_noise
 from ..operators import laplacian_kernel, psf_otf
@@ -153,10 +154,12 @@ class Restorer(nn.Module):
         reference_snr: float | None = None,
     ) -> None:
         super().__init__()
-        features, depth, kernel = int(features), int(depth), int(kernel)
-        if depth < 2 or features < 1:
-            raise InputError(f"restorer needs depth >= 2 and features >= 1, got depth={depth}, features={features}")
-        if kernel < 3 or kernel % 2 == 0:
+        features = int_between(features, "restorer features", 1, MAX_CHANNELS)
+        depth = int_between(depth, "restorer depth", 2, MAX_DEPTH)
+        kernel = int_between(kernel, "restorer kernel", 3, MAX_KERNEL)
+        if len(balances) > MAX_CHANNELS:
+            raise InputError(f"restorer has {len(balances)} bank balances; at most {MAX_CHANNELS}")
+        if kernel % 2 == 0:
             raise InputError(f"restorer kernel must be an odd number of pixels >= 3, got {kernel}")
         if reference_snr is not None and not (np.isfinite(reference_snr) and reference_snr > 0):
             raise InputError(f"reference_snr must be a positive number or None, got {reference_snr!r}")

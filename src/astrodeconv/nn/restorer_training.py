@@ -23,6 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..checks import positive_float, positive_int
 from ..errors import InputError
 from .restorer import restorer_config, signal_to_noise
 from .scenes import SETTINGS, simulate_scene
@@ -162,9 +163,17 @@ def train_restorer(
 
     if setting not in SETTINGS:
         raise InputError(f"setting must be one of {sorted(SETTINGS)}, got {setting!r}")
+    for name, value in (("epochs", epochs), ("scenes", scenes), ("patches", patches), ("val_scenes", val_scenes),
+                        ("batch", batch), ("out_size", out_size)):
+        positive_int(value, name)
+    positive_float(lr, "lr", "learning rate")
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out} exists and is not a folder; give a new folder name for the model")
     if (out / "weights.pt").exists() and not (out / CHECKPOINT_FILE).exists():
         raise InputError(f"{out} already holds a finished model; choose another folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / CHECKPOINT_FILE).exists():
+        raise InputError(f"{out} is not empty and holds no unfinished run to continue; choose a new folder")
     scene_setting = SETTINGS[setting]
     arrays, records = load_images(images)
     out.mkdir(parents=True, exist_ok=True)
@@ -227,6 +236,9 @@ def train_restorer(
             with torch.no_grad():
                 val = float(sum(_weighted_mse(model.head(val_f[s : s + 64]), val_t[s : s + 64], val_w[s : s + 64])
                                 * len(val_w[s : s + 64]) for s in range(0, val_f.shape[0], 64)) / len(val_w))
+            if not (np.isfinite(val) and np.isfinite(total)):
+                raise InputError(f"training diverged: the loss became {val} at epoch {epoch + 1}; lower the learning "
+                                 f"rate (lr={lr}); the last good weights stay in {out}")
             improved = val < best_val
             if improved:
                 best_val = val

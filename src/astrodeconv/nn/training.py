@@ -125,6 +125,8 @@ def load_images(
             if not np.all(np.isfinite(x)):
                 raise InputError(f"training image {k} has non-finite pixels; replace them (e.g. by 0) first")
             record["name"] = f"array{k}"
+        if x.size == 0 or x.max() == x.min():
+            raise InputError(f"training image {record.get('path', k)} is constant or empty: nothing to learn from")
         if image_names is not None:
             record["name"] = str(image_names[k])
         record.update(shape=list(x.shape), sha256=_sha256_array(x))
@@ -314,7 +316,7 @@ def train(
     out = Path(out_dir)
     ckpt_path = out / CHECKPOINT_FILE
     if out.exists() and not out.is_dir():
-        raise InputError(f"out_dir {out} exists and is not a folder")
+        raise InputError(f"out_dir {out} exists and is not a folder; give a new folder name for the model")
     if not resume and out.is_dir() and any(out.iterdir()):
         raise InputError(f"out_dir {out} is not empty; choose a new folder, or pass resume=True (--resume) to continue a run there")
     if resume and not ckpt_path.exists() and (out / WEIGHTS_FILE).exists() and (out / META_FILE).exists():
@@ -398,8 +400,9 @@ def train(
             bar.close()
             val = _evaluate(model, xva_t, yva_t)
             epoch += 1
-            if not np.isfinite(val):
-                raise RuntimeError(f"validation loss became {val} at epoch {epoch}; lower the learning rate (lr={cfg.lr})")
+            if not (np.isfinite(val) and np.isfinite(running)):
+                raise InputError(f"training diverged: the loss became {val} at epoch {epoch}; lower the learning rate "
+                                 f"(lr={cfg.lr}); no model was written")
             improved, bad_epochs, stopped = early_stopping(val, best_val, bad_epochs, cfg.patience)
             if improved:
                 best_val, best_epoch = val, epoch
