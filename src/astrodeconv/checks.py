@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["DEFAULT_CHUNK", "DEFAULT_TILE", "MAX_CHANNELS", "MAX_DEPTH", "MAX_KERNEL", "as_integer", "int_between", "finite_image", "float_above", "network_margin", "parse_value", "nonnegative_float", "odd_int",
+__all__ = ["DEFAULT_CHUNK", "DEFAULT_TILE", "MAX_CHANNELS", "MAX_DEPTH", "MAX_KERNEL", "as_integer", "int_between", "finite_image", "float_above", "network_margin", "parse_value", "real_array", "nonnegative_float", "odd_int",
            "positive_float", "positive_int", "tile_side"]
 
 #: Output tile side, pixels, that a network restores per pass (whole image below it); also the
@@ -162,12 +162,20 @@ def network_margin(model: Any) -> int:
     return margin
 
 
+def real_array(values: Any, name: str) -> np.ndarray:
+    """``values`` as a float64 array; complex, text and object arrays are refused."""
+    array = np.asarray(values)
+    if array.dtype.kind not in "biuf":
+        raise InputError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    return array.astype(np.float64, copy=False)
+
+
 def finite_image(image: Any, name: str = "image") -> np.ndarray:
     """A 2-D float64 array with at least one finite pixel that is not constant.
 
     Non-finite pixels are kept (they are masked by :mod:`astrodeconv.masks`).
     """
-    image = np.asarray(image, dtype=np.float64)
+    image = real_array(image, name)
     if image.ndim != 2:
         raise InputError(f"{name} must be 2-D, got shape {image.shape}")
     finite = np.isfinite(image)

@@ -76,12 +76,12 @@ RESULT_LIMIT = 1000.0
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def check_result(estimate: np.ndarray, bad: np.ndarray, peak: float, scale: float = 1.0) -> np.ndarray:
-    """Refuse a result that is not a restoration, before anything is written.
+def check_result(estimate: np.ndarray, bad: np.ndarray, peak: float, scale: float | None = None) -> np.ndarray:
+    """Refuse a result that is not a restoration, before anything is written or returned.
 
     Every pixel outside the mask ``bad`` must be finite, within ``RESULT_LIMIT * peak`` in
-    magnitude (``peak``: the input's largest absolute value, same units), and, multiplied by
-    ``scale`` (the output's units), representable as float32.
+    magnitude (``peak``: the input's largest absolute value, same units), and, when ``scale``
+    is given (the factor to the output file's units), representable as float32.
 
     Examples
     --------
@@ -98,7 +98,7 @@ def check_result(estimate: np.ndarray, bad: np.ndarray, peak: float, scale: floa
     if largest > RESULT_LIMIT * peak:
         raise InputError(f"the restoration reached {largest:.3g}, more than {RESULT_LIMIT:g} times the input's largest "
                          f"value {peak:.3g}: a wrong noise level or parameter; nothing was written")
-    if largest * abs(scale) > FLOAT32_MAX:
+    if scale is not None and largest * abs(scale) > FLOAT32_MAX:
         raise InputError(f"the restored values ({largest * abs(scale):.3g}) exceed what a float32 FITS image holds; "
                          "rescale the input")
     return estimate

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import classical, networks  # noqa: F401  (they register the built-in methods)
-from .masks import fill_bad, restore_bad
+from .masks import check_result, fill_bad, restore_bad
 from .psf import check_image
 from .registry import METHODS, Method, available, check_params, get, register
 
@@ -27,6 +27,8 @@ def restore(observed: np.ndarray, psf: np.ndarray, method: str = "wiener", **par
 
     Non-finite pixels (NaN, inf) are masked (:mod:`astrodeconv.masks`): they are filled
     with the median of the finite pixels for the computation and set to NaN in the result.
+    A result that is not a restoration (non-finite pixels, or values far beyond the input's:
+    :func:`astrodeconv.masks.check_result`) is an :class:`~astrodeconv.errors.InputError`.
 
     Parameters
     ----------
@@ -57,4 +59,5 @@ def restore(observed: np.ndarray, psf: np.ndarray, method: str = "wiener", **par
     observed, psf = check_image(observed, psf)
     filled, bad = fill_bad(observed)
     estimate = np.asarray(found.func(filled, psf, **kwargs), dtype=np.float64)
+    check_result(estimate, bad, float(np.max(np.abs(filled))))
     return restore_bad(estimate, bad)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage, special
 
-from .checks import as_integer, finite_image, float_above, odd_int, positive_float, positive_int
+from .checks import as_integer, finite_image, float_above, odd_int, positive_float, positive_int, real_array
 from .errors import InputError
 
 #: Half width at half maximum of ``(2 J1(r) / r)^2`` in units of r.
@@ -187,7 +187,7 @@ def validate(psf: np.ndarray, name: str = "psf") -> np.ndarray:
     >>> validate(np.ones((3, 3))).sum()
     np.float64(1.0)
     """
-    psf = np.asarray(psf, dtype=np.float64)
+    psf = real_array(psf, name)
     if psf.ndim != 2:
         raise InputError(f"{name} must be a 2-D array, got shape {psf.shape}")
     if psf.size == 0:
