@@ -77,13 +77,16 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"astrodeconv {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("psf", help="write a model PSF to FITS and print its FWHM")
-    p.add_argument("model", help="airy-paper, airy, gaussian, moffat (or a full spec such as airy:fwhm=6.5)")
+    p = sub.add_parser("psf", help="write a model PSF, or one estimated from an image's stars, to FITS")
+    p.add_argument("model", nargs="?", help="airy-paper, airy, gaussian, moffat (or a full spec such as airy:fwhm=6.5)")
+    p.add_argument("--from-stars", type=Path, metavar="OBS", help="estimate the PSF from the isolated, unsaturated "
+                   "stars of this FITS image (photutils' EPSFBuilder)")
+    p.add_argument("--saturate", type=float, help="--from-stars: saturation level, image units (default: SATURATE)")
     p.add_argument("--fwhm", type=float, help="full width at half maximum, pixels")
     p.add_argument("--beta", type=float, help="Moffat power")
     p.add_argument("--size", type=int, help="side of the grid, pixels")
     p.add_argument("--nr", type=float, help="airy-paper: Airy radii across the half grid")
-    _output_args(p, hdu=False)
+    _output_args(p)
     p.set_defaults(func=_cmd_psf)
 
     p = sub.add_parser("simulate", help="normalise a clean image, blur it and add noise")
@@ -117,6 +120,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dask", type=int, metavar="N", help="network: run on a local Dask cluster of N worker processes")
     p.add_argument("--scheduler", metavar="ADDRESS", help="network: run on an existing Dask cluster (tcp://host:8786)")
     p.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help=f"Dask: chunk side, pixels ({DEFAULT_CHUNK})")
+    p.add_argument("--saturate", type=float, help="saturation level, image units (default: the SATURATE card)")
     p.set_defaults(func=_cmd_deconvolve)
 
     p = sub.add_parser("train", help="train a network on clean images")
@@ -199,8 +203,15 @@ def _output_args(p: argparse.ArgumentParser, hdu: bool = True) -> None:
 
 
 def _cmd_psf(args: argparse.Namespace) -> int:
-    from .pipeline import write_psf
+    from .pipeline import psf_from_stars_file, write_psf
 
+    if (args.model is None) == (args.from_stars is None):
+        raise InputError("give either a PSF model (e.g. `psf gaussian --fwhm 3`) or --from-stars OBS.fits")
+    if args.from_stars is not None:
+        found = psf_from_stars_file(args.from_stars, args.output, saturation=args.saturate, hdu=_hdu(args.hdu),
+                                    overwrite=args.overwrite)
+        print(f"{found.summary()} -> {args.output}")
+        return 0
     spec, kernel, width = write_psf(args.model, args.output, overwrite=args.overwrite, fwhm=args.fwhm, beta=args.beta,
                                     size=args.size, nr=args.nr)
     print(f"{spec}: {kernel.shape[0]} x {kernel.shape[1]} px, sum 1, FWHM {width:.3f} px -> {args.output}")
@@ -223,7 +234,10 @@ def _cmd_deconvolve(args: argparse.Namespace) -> int:
     done = restore_file(args.observed, args.output, psf_spec=args.psf, method=args.method,
                         params=_parse_params(args.param), select=args.select, sigma=args.sigma, truth=args.truth,
                         model=args.model, tile=args.tile, device=args.device, backend=backend, workers=args.dask,
-                        scheduler=args.scheduler, chunk=args.chunk, hdu=_hdu(args.hdu), overwrite=args.overwrite)
+                        scheduler=args.scheduler, chunk=args.chunk, hdu=_hdu(args.hdu), overwrite=args.overwrite,
+                        saturation=args.saturate)
+    for note in done.notes:
+        print(note)
     what = f"({_format_params(done.params)})" if done.how == "in memory" else done.how
     print(f"{done.method} {what} in {done.seconds:.2f} s -> {done.output}")
     return 0

@@ -132,6 +132,7 @@ def write_image(
     header: fits.Header | None = None,
     provenance: dict[str, Any] | None = None,
     overwrite: bool = False,
+    extensions: dict[str, tuple[np.ndarray, dict[str, Any]]] | None = None,
 ) -> Path:
     """Write a 2-D image to FITS atomically, keeping ``header`` and adding provenance.
 
@@ -149,17 +150,28 @@ def write_image(
         cards; the package version is always added (``ADVERS``).
     overwrite : bool
         Replace an existing file. If False (default) an existing file is an error.
+    extensions : dict, optional
+        ``EXTNAME -> (array, cards)``: image extensions written after the primary HDU (e.g.
+        the PSF used), each with its cards.
 
     Returns
     -------
     path : Path
     """
     path = check_output(path, overwrite)
-    hdu = output_hdu(np.asarray(data, dtype=np.float32), header, provenance)
+    hdus = fits.HDUList([output_hdu(np.asarray(data, dtype=np.float32), header, provenance)])
+    for name, (array, cards) in (extensions or {}).items():
+        extension = fits.ImageHDU(np.asarray(array, dtype=np.float32), name=name)
+        for key, value in _provenance_cards(cards).items():
+            extension.header[key] = value
+        hdus.append(extension)
     fd, tmp = temporary_beside(path)
     os.close(fd)
     try:
-        hdu.writeto(tmp, overwrite=True, output_verify="silentfix")  # a ".gz" name is gzip-compressed
+        try:
+            hdus.writeto(tmp, overwrite=True, output_verify="silentfix")  # a ".gz" name is gzip-compressed
+        except OSError as exc:
+            raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
         publish(Path(tmp), path, overwrite)
     finally:
         if os.path.exists(tmp):

@@ -36,10 +36,12 @@ from .forward import normalise, observe
 from .masks import check_result, fill_bad
 from .noise import estimate_sigma, noise_statistics
 
-__all__ = ["BACKENDS", "PSF_HELP", "Restoration", "restore_array", "restore_file", "simulate_file", "write_psf"]
+__all__ = ["BACKENDS", "PSF_HELP", "STARS", "Restoration", "psf_from_stars_file", "restore_array", "restore_file",
+           "saturation_level", "simulate_file", "star_psf", "write_psf"]
 
 BACKENDS = ("auto", "memory", "stream", "dask")
-PSF_HELP = "PSF: airy-paper, airy:fwhm=6.5, gaussian:fwhm=4, moffat:fwhm=5,beta=3, or a FITS file"
+PSF_HELP = ("PSF: airy-paper, airy:fwhm=6.5, gaussian:fwhm=4, moffat:fwhm=5,beta=3, a FITS file, or stars "
+            "(estimated from the image's stars)")
 #: Side of the central square whose statistics (noise level, signal-to-noise ratio) a tiled run uses.
 SAMPLE_SIDE = 2048
 
@@ -75,11 +77,18 @@ def _header_sigma(header: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
 
 
+#: The PSF spec that asks for the PSF to be estimated from the image's own stars.
+STARS = "stars"
+
+
 def _psf(spec: str | None, header: Any, path: Path, shape: tuple[int, int]) -> tuple[str, np.ndarray]:
     """The PSF spec (given, else the ``ADPSF`` card) and its array, no larger than the image ``shape``.
 
     A card is a header's word, not the user's: a model spec in it is used, a file it names is not read.
     """
+    if spec == STARS:
+        raise InputError("--psf stars estimates the PSF from the image itself; it needs the image in memory "
+                         "(no --stream or --dask): estimate it first with `astrodeconv psf --from-stars`")
     if spec is None:
         card = header.get("ADPSF")
         if not card:
@@ -156,6 +165,7 @@ def restore_file(
     chunk: int = DEFAULT_CHUNK,
     hdu: int | str | None = None,
     overwrite: bool = False,
+    saturation: float | None = None,
 ) -> Restoration:
     """Restore a FITS image into a new FITS file, keeping its header and adding provenance.
 
@@ -164,7 +174,9 @@ def restore_file(
     observed, output : str or Path
         Input FITS image; output FITS (never replaced unless ``overwrite``).
     psf_spec : str, optional
-        :func:`astrodeconv.psf.parse_spec` string or FITS path; default: the ``ADPSF`` card.
+        :func:`astrodeconv.psf.parse_spec` string or FITS path; ``"stars"``: estimated from the
+        image's isolated, unsaturated stars (written as a ``PSF`` extension); default: the
+        ``ADPSF`` card.
     method, params
         A registered method and its parameters.
     select : {"auto", "oracle", "none"}
@@ -181,6 +193,9 @@ def restore_file(
         Dask: local worker processes or a scheduler address, and the chunk side, pixels.
     hdu : int or str, optional
         Input HDU.
+    saturation : float, optional
+        Saturation level, image units (default: the ``SATURATE`` card); used to leave
+        saturated stars out of ``psf_spec="stars"``.
     """
     found = methods.get(method)
     if backend not in BACKENDS:
@@ -194,7 +209,7 @@ def restore_file(
         backend = "dask" if workers is not None or scheduler else "stream" if _larger_than_memory(observed, hdu) else "memory"
     if backend == "memory":
         return _restore_in_memory(observed, output, found, psf_spec, params, select, sigma, truth, model, tile, device,
-                                  hdu, overwrite)
+                                  hdu, overwrite, saturation)
     return _restore_by_tiles(observed, output, found, psf_spec, params, sigma, model, tile, device, backend, workers,
                              scheduler, chunk, hdu, overwrite)
 
@@ -210,10 +225,18 @@ def _larger_than_memory(path: Path, hdu: int | str | None) -> bool:
 
 def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_spec: str | None,
                        params: dict[str, Any] | None, select: str, sigma: float | None, truth: str | Path | None,
-                       model: Any, tile: int | None, device: str, hdu: Any, overwrite: bool) -> Restoration:
+                       model: Any, tile: int | None, device: str, hdu: Any, overwrite: bool,
+                       saturation: float | None) -> Restoration:
     image, header = io.read_image(observed, hdu=hdu)
     finite_image(image, f"{observed}: the image")
-    spec, kernel = _psf(psf_spec, header, observed, image.shape)
+    extensions, notes = {}, []
+    if psf_spec == STARS:
+        found_psf = star_psf(image, header, saturation)
+        spec, kernel = STARS, found_psf.psf
+        extensions["PSF"] = (kernel, {"ADNSTARS": (len(found_psf.stars)), "ADFWHM": round(found_psf.fwhm, 4)})
+        notes.append(found_psf.summary())
+    else:
+        spec, kernel = _psf(psf_spec, header, observed, image.shape)
     params = _method_params(found, params, model, tile, device)
     # Units where the image's maximum is ~1; an observation written by simulate (ADSCALE) already is.
     scale = 1.0 if "ADSCALE" in header else float(np.max(image[np.isfinite(image)]))
@@ -231,8 +254,36 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
     check_result(estimate, bad, float(np.max(np.abs(y[~bad]))), scale)
     shown = _shown(params)
     io.write_image(output, estimate * scale, header,
-                   {"method": found.name, "psf": spec, "params": shown, "ADSELECT": select}, overwrite=overwrite)
-    return Restoration(output, found.name, shown, "in memory", seconds)
+                   {"method": found.name, "psf": spec, "params": shown, "ADSELECT": select}, overwrite=overwrite,
+                   extensions=extensions)
+    return Restoration(output, found.name, shown, "in memory", seconds, notes)
+
+
+def saturation_level(header: Any, saturation: float | None = None) -> float | None:
+    """The saturation level: given, else the ``SATURATE`` card (a positive number), else None."""
+    if saturation is not None:
+        return positive_float(saturation, "--saturate (the saturation level)")
+    card = header.get("SATURATE")
+    return float(card) if isinstance(card, (int, float)) and not isinstance(card, bool) and card > 0 else None
+
+
+def star_psf(image: np.ndarray, header: Any, saturation: float | None = None) -> Any:
+    """The PSF estimated from the image's stars (:func:`astrodeconv.starpsf.estimate_psf`), saturated ones left out."""
+    from .starpsf import estimate_psf
+
+    return estimate_psf(image, saturation=saturation_level(header, saturation))
+
+
+def psf_from_stars_file(observed: str | Path, output: str | Path, *, saturation: float | None = None,
+                        hdu: int | str | None = None, overwrite: bool = False) -> Any:
+    """Estimate the PSF of a FITS frame from its stars and write it (cards ``ADNSTARS``, ``ADFWHM``)."""
+    io.check_output(output, overwrite)
+    image, header = io.read_image(observed, hdu=hdu)
+    found = star_psf(finite_image(image, f"{observed}: the image"), header, saturation)
+    io.write_image(output, found.psf, provenance={"psf": f"stars of {Path(observed).name}"[:60],
+                                                  "ADNSTARS": len(found.stars), "ADFWHM": round(found.fwhm, 4)},
+                   overwrite=overwrite)
+    return found
 
 
 def _read_truth(truth: str | Path | None, shape: tuple[int, int], scale: float) -> np.ndarray:

@@ -11,6 +11,7 @@ the central pixel for odd sides.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,8 @@ from .errors import InputError
 AIRY_HWHM = 1.616339948310703
 #: Fraction of the flux a model PSF grid must hold.
 FLUX_FRACTION = 0.995
+#: Negative PSF pixels down to this fraction of the peak are clipped to zero (estimated PSFs); deeper ones are refused.
+NEGATIVE_TOLERANCE = 0.01
 #: Largest side of a PSF grid, pixels (34 MB as float64); a larger one is refused before it is allocated.
 MAX_PSF_SIDE = 2049
 
@@ -179,8 +182,10 @@ def moffat(fwhm: float, beta: float = 3.0, size: int | None = None) -> np.ndarra
 def validate(psf: np.ndarray, name: str = "psf") -> np.ndarray:
     """Check a user PSF and return it as a unit-sum ``float64`` array.
 
-    Raises :class:`~astrodeconv.errors.InputError` unless ``psf`` is 2-D, finite,
-    non-negative and of positive sum.
+    Raises :class:`~astrodeconv.errors.InputError` unless ``psf`` is 2-D, finite and of
+    positive sum. A PSF estimated from stars (photutils' ePSF) has small negative lobes:
+    negative pixels no deeper than :data:`NEGATIVE_TOLERANCE` of the peak are set to zero,
+    with a warning; deeper ones are an error.
 
     Examples
     --------
@@ -195,7 +200,13 @@ def validate(psf: np.ndarray, name: str = "psf") -> np.ndarray:
     if not np.all(np.isfinite(psf)):
         raise InputError(f"{name} has {int(np.sum(~np.isfinite(psf)))} NaN or infinite values; a PSF must be finite")
     if np.any(psf < 0):
-        raise InputError(f"{name} has negative values (min {psf.min():.3g}); a PSF must be non-negative")
+        peak = float(psf.max())
+        if not peak > 0 or -float(psf.min()) > NEGATIVE_TOLERANCE * peak:
+            raise InputError(f"{name} has negative values down to {psf.min():.3g} ({-psf.min() / max(peak, 1e-300):.1%} "
+                             f"of its peak); a PSF must be non-negative up to {NEGATIVE_TOLERANCE:.0%} of its peak")
+        warnings.warn(f"{name}: {int(np.sum(psf < 0))} negative pixels (down to {psf.min() / peak:.2%} of the peak) "
+                      "set to zero", UserWarning, stacklevel=2)
+        psf = np.maximum(psf, 0.0)
     total = psf.sum()
     if not total > 0:
         raise InputError(f"{name} sums to {total}; a PSF must have a positive sum")

@@ -1,0 +1,91 @@
+"""The PSF from the image's own stars, on GalSim frames written as an instrument writes them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+pytest.importorskip("photutils")
+pytest.importorskip("galsim")
+
+import galsim_frames  # noqa: E402
+from astrodeconv import psf  # noqa: E402
+from astrodeconv.cli import main  # noqa: E402
+from astrodeconv.errors import InputError  # noqa: E402
+from astrodeconv.starpsf import estimate_psf  # noqa: E402
+
+
+@pytest.fixture(scope="module", params=["ground", "space"])
+def observed(request, tmp_path_factory):
+    adu, true_psf = galsim_frames.frame(request.param)
+    path = tmp_path_factory.mktemp(request.param) / "obs.fits"
+    galsim_frames.write(path, adu)
+    return path, true_psf
+
+
+def test_psf_from_stars_has_the_true_width(observed, tmp_path, capsys):
+    path, true_psf = observed
+    out = tmp_path / "psf.fits"
+    assert main(["psf", "--from-stars", str(path), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "stars" in printed and "left out" in printed and "saturated" in printed
+    kernel, header = fits.getdata(out), fits.getheader(out)
+    assert abs(header["ADFWHM"] - psf.fwhm(true_psf)) < 0.1 * psf.fwhm(true_psf)
+    assert header["ADNSTARS"] >= 5
+    assert kernel.shape[0] % 2 == 1 and np.unravel_index(np.argmax(kernel), kernel.shape) == (kernel.shape[0] // 2,) * 2
+    assert kernel.min() >= 0 and abs(kernel.sum() - 1) < 1e-5
+
+
+def test_deconvolve_with_psf_stars_records_the_psf(observed, tmp_path, capsys):
+    path, true_psf = observed
+    out = tmp_path / "out.fits"
+    assert main(["deconvolve", str(path), "-o", str(out), "--psf", "stars", "--method", "rl"]) == 0
+    with fits.open(out) as hdul:
+        assert hdul[0].header["ADPSF"] == "stars" and hdul[0].header["OBJECT"] == "simulated field"
+        assert hdul["PSF"].header["ADNSTARS"] >= 5
+        assert abs(hdul["PSF"].header["ADFWHM"] - psf.fwhm(true_psf)) < 0.1 * psf.fwhm(true_psf)
+        assert np.isfinite(hdul[0].data).all()
+
+
+def test_saturated_stars_are_left_out(observed):
+    path, _ = observed
+    adu = fits.getdata(path).astype(np.float64)
+    with_level = estimate_psf(adu, saturation=65535)
+    assert with_level.rejected["saturated or bad pixels"] > 0
+    for x, y in with_level.stars:
+        r, c = int(round(y)), int(round(x))
+        assert adu[r - 3 : r + 4, c - 3 : c + 4].max() < 0.8 * 65535
+
+
+def test_an_estimated_psf_with_small_negative_lobes_is_accepted(observed, tmp_path, capsys):
+    path, _ = observed
+    kernel = estimate_psf(fits.getdata(path).astype(np.float64), saturation=65535).psf.copy()
+    kernel[0, 0] = kernel[-1, -1] = -0.004 * kernel.max()  # as photutils' ePSF has
+    fits.writeto(tmp_path / "epsf.fits", kernel)
+    out = tmp_path / "out.fits"
+    assert main(["deconvolve", str(path), "-o", str(out), "--psf", str(tmp_path / "epsf.fits"), "--method", "wiener"]) == 0
+    assert "negative pixels" in capsys.readouterr().err
+    kernel[0, 0] = -0.05 * kernel.max()
+    fits.writeto(tmp_path / "deep.fits", kernel)
+    assert main(["deconvolve", str(path), "-o", str(tmp_path / "o2.fits"), "--psf", str(tmp_path / "deep.fits")]) == 2
+    assert "non-negative up to 1%" in capsys.readouterr().err
+
+
+def test_too_few_stars_is_a_clear_error(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:128, :128]
+    galaxy = 1000 + 500 * np.exp(-((yy - 64) ** 2 + (xx - 64) ** 2) / 300.0) + rng.normal(0, 10, (128, 128))
+    with pytest.raises(InputError, match="at least 5"):
+        estimate_psf(galaxy)
+    fits.writeto(tmp_path / "g.fits", galaxy.astype(np.float32))
+    assert main(["psf", "--from-stars", str(tmp_path / "g.fits"), "-o", str(tmp_path / "p.fits")]) == 2
+    assert "give the PSF with --psf" in capsys.readouterr().err
+    assert not (tmp_path / "p.fits").exists()
+
+
+def test_psf_stars_needs_the_image_in_memory(observed, tmp_path, capsys):
+    path, _ = observed
+    assert main(["deconvolve", str(path), "-o", str(tmp_path / "o.fits"), "--psf", "stars", "--method", "cnn3",
+                 "--stream"]) == 2
+    assert "psf --from-stars" in capsys.readouterr().err
