@@ -89,3 +89,14 @@ def test_psf_stars_needs_the_image_in_memory(observed, tmp_path, capsys):
     assert main(["deconvolve", str(path), "-o", str(tmp_path / "o.fits"), "--psf", "stars", "--method", "cnn3",
                  "--stream"]) == 2
     assert "psf --from-stars" in capsys.readouterr().err
+
+
+def test_networks_trained_on_normalised_images_refuse_raw_adu(observed, tmp_path, capsys):
+    """cnn3 learned one noise level relative to the maximum (0.01); a raw ADU frame has far less: refused."""
+    path, _ = observed
+    for extra in ([], ["--stream"]):
+        out = tmp_path / "out.fits"
+        assert main(["deconvolve", str(path), "-o", str(out), "--psf", "gaussian:fwhm=5", "--method", "cnn3", *extra]) == 2
+        err = capsys.readouterr().err
+        assert "trained for noise sigma 0.01" in err and "restorer-universal" in err
+        assert not out.exists()

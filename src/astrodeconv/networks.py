@@ -38,10 +38,14 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
-from .noise import NoiseStatistics, noise_statistics
+from .noise import NoiseStatistics, estimate_sigma, noise_statistics
 from .psf import parse_spec
 from .registry import register
 
+#: The paper's noise level (units of the image's maximum), that of its released Keras weights.
+PAPER_SIGMA = 0.01
+#: A network trained for noise ``s`` restores images whose noise lies in ``[s / 3, 3 s]`` (of their maximum).
+NOISE_RANGE = (1 / 3, 3.0)
 #: Folder of the shipped model folders (``models/cnn3``, ``models/cnn1``).
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 
@@ -52,7 +56,7 @@ def shipped_model_dir(name: str) -> Path:
 
 
 @functools.lru_cache(maxsize=8)
-def _load_cached(name: str, source: str, stamp: float, arch: str) -> tuple[Any, str]:
+def _load_cached(name: str, source: str, stamp: float, arch: str) -> tuple[Any, str, float]:
     """Load a network (cached on the resolved path and its modification time)."""
     path = Path(source)
     if path.is_file() and path.suffix.lower() in {".h5", ".hdf5"}:
@@ -60,17 +64,17 @@ def _load_cached(name: str, source: str, stamp: float, arch: str) -> tuple[Any, 
             raise InputError(f"Keras .h5 weights ({path}) are the paper's 3-CNN; use method 'cnn3', not {name!r}")
         from .nn.keras import load_keras_cnn3
 
-        return load_keras_cnn3(path), "airy-paper"
+        return load_keras_cnn3(path), "airy-paper", PAPER_SIGMA
     from .nn.store import load_model
 
     model, config, _ = load_model(path)
     if config.arch != arch:
         raise InputError(f"model folder {path} holds a {config.arch!r} network; method {name!r} needs a {arch!r} network")
-    return model, config.psf
+    return model, config.psf, config.sigma
 
 
 def load_network(name: str, model: str | Path | None = None, arch: str | None = None) -> tuple[Any, str]:
-    """Return ``(network, psf_spec)`` for method ``name`` (cached).
+    """Return ``(network, psf_spec)`` for method ``name`` (cached); see :func:`trained_sigma` for its noise.
 
     Parameters
     ----------
@@ -80,21 +84,54 @@ def load_network(name: str, model: str | Path | None = None, arch: str | None = 
     arch : str, optional
         Architecture the folder must hold (default: ``name``).
     """
+    return _load_cached(name, *_resolved(_model_path(name, model)), arch or name)[:2]
+
+
+def _resolved(path: Path) -> tuple[str, float]:
+    path = path.resolve()
+    stamp = max((p.stat().st_mtime for p in ([path] + (list(path.iterdir()) if path.is_dir() else []))), default=0.0)
+    return str(path), stamp
+
+
+def _model_path(name: str, model: str | Path | None) -> Path:
+    """The model folder (or ``.h5`` file) of method ``name``: ``model``, else the shipped one; checked to exist."""
     if model is None:
         path = shipped_model_dir(name)
         if not (path / "weights.pt").is_file():
             raise InputError(
                 f"no shipped {name} model in {path}; pass model=<model folder or .h5 file> (--model on the command line)"
             )
-    else:
-        if not isinstance(model, (str, Path)):
-            raise InputError(f"model must be a model folder or .h5 file path, got {type(model).__name__}")
-        path = Path(model).expanduser()
-        if not path.exists():
-            raise InputError(f"model not found: {path} (expected a model folder or a Keras .h5 file)")
-    path = path.resolve()
-    stamp = max((p.stat().st_mtime for p in ([path] + (list(path.iterdir()) if path.is_dir() else []))), default=0.0)
-    return _load_cached(name, str(path), stamp, arch or name)
+        return path
+    if not isinstance(model, (str, Path)):
+        raise InputError(f"model must be a model folder or .h5 file path, got {type(model).__name__}")
+    path = Path(model).expanduser()
+    if not path.exists():
+        raise InputError(f"model not found: {path} (expected a model folder or a Keras .h5 file)")
+    return path
+
+
+def trained_sigma(name: str, model: str | Path | None = None) -> float:
+    """The noise level (units of the image's maximum) the network of ``name`` was trained for."""
+    return _load_cached(name, *_resolved(_model_path(name, model)), name)[2]
+
+
+def admits_noise(name: str, params: dict[str, Any], observed: np.ndarray, sigma: float | None) -> None:
+    """``admits`` hook of ``cnn3``/``cnn1``: refuse an image whose noise is not the one the network was trained for.
+
+    The networks learned one noise level relative to the image's maximum (the paper's 0.01);
+    a frame in ADU with a bright star, or a much noisier one, lies outside it and would be
+    restored into nonsense. ``sigma`` (units of ``observed``) is estimated when None.
+    """
+    trained = trained_sigma(name, params.get("model"))
+    if not trained > 0:
+        return
+    peak = float(np.max(np.abs(observed)))
+    level = (estimate_sigma(observed) if sigma is None else float(sigma)) / peak
+    if not NOISE_RANGE[0] * trained <= level <= NOISE_RANGE[1] * trained:
+        raise InputError(f"{name} was trained for noise sigma {trained:g} of the image's maximum; this image's noise is "
+                         f"{level:.3g} of its maximum, outside [{NOISE_RANGE[0] * trained:.3g}, "
+                         f"{NOISE_RANGE[1] * trained:.3g}]: use restorer-universal (it takes the noise level), or train "
+                         "a network for this data (astrodeconv train)")
 
 
 def check_trained_psf(psf: np.ndarray, spec: str, name: str) -> None:
@@ -144,7 +181,7 @@ _FIXED = {"defaults": {"model": None, "tile": None, "device": "cpu"}, "reads_psf
 
 
 @register("cnn3", "paper's 3-layer CNN (Flamary 2017), shipped or given weights",
-          network=functools.partial(fixed_psf_network, "cnn3"), **_FIXED)
+          network=functools.partial(fixed_psf_network, "cnn3"), admits=functools.partial(admits_noise, "cnn3"), **_FIXED)
 def cnn3(
     observed: np.ndarray, psf: np.ndarray, model: str | Path | None = None, tile: int | None = None, device: str = "cpu"
 ) -> np.ndarray:
@@ -170,7 +207,7 @@ def cnn3(
 
 
 @register("cnn1", "one linear 19x19 filter learned from data (paper's 1-CNN)",
-          network=functools.partial(fixed_psf_network, "cnn1"), **_FIXED)
+          network=functools.partial(fixed_psf_network, "cnn1"), admits=functools.partial(admits_noise, "cnn1"), **_FIXED)
 def cnn1(
     observed: np.ndarray, psf: np.ndarray, model: str | Path | None = None, tile: int | None = None, device: str = "cpu"
 ) -> np.ndarray:

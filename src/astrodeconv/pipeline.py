@@ -136,6 +136,8 @@ def restore_array(
     params = dict(params or {})
     sigma = _noise_level(sigma)
     filled, _ = fill_bad(observed)
+    if found.admits is not None:
+        found.admits(params, filled, sigma)
     if found.takes_sigma and "sigma" not in params:
         if sigma is None:
             sigma = estimate_sigma(filled)
@@ -318,6 +320,9 @@ def _restore_by_tiles(observed: Path, output: Path, found: methods.Method, psf_s
         given = _noise_level(params.get("sigma"))
         stats, scale = _sample_statistics(observed, hdu, scale, given if given is not None else
                                           sigma if sigma is not None else _header_sigma(header))
+    if found.admits is not None:
+        sample, scale = _central_sample(observed, hdu, scale)
+        found.admits(params, sample, sigma if sigma is not None else _header_sigma(header))
     network = found.network(params, kernel, stats)
     tile = params["tile"] or DEFAULT_TILE
     options = dict(hdu=hdu, scale=scale, overwrite=overwrite, device=params["device"],
@@ -335,14 +340,20 @@ def _restore_by_tiles(observed: Path, output: Path, found: methods.Method, psf_s
     return Restoration(output, found.name, _shown(params), how, time.perf_counter() - start)
 
 
-def _sample_statistics(path: Path, hdu: Any, scale: float | None, sigma: float | None) -> tuple[Any, float]:
-    """Noise statistics of the central ``SAMPLE_SIDE``-square of the image (in units of its maximum), and the scale."""
+def _central_sample(path: Path, hdu: Any, scale: float | None) -> tuple[np.ndarray, float]:
+    """The central ``SAMPLE_SIDE``-square of the image in units of ``scale`` (default: its maximum), bad pixels filled."""
     with stream.open_source(path, hdu, allow_gzip=True) as src:
         scale = stream.prepare(src, scale).scale
         (height, width), side = src.shape, SAMPLE_SIDE
         r0, c0 = max(0, (height - side) // 2), max(0, (width - side) // 2)
         sample = src.read(r0, min(height, r0 + side), c0, min(width, c0 + side)) / scale
-    return noise_statistics(fill_bad(sample)[0], sigma), scale
+    return fill_bad(sample)[0], scale
+
+
+def _sample_statistics(path: Path, hdu: Any, scale: float | None, sigma: float | None) -> tuple[Any, float]:
+    """Noise statistics of the central ``SAMPLE_SIDE``-square of the image (in units of its maximum), and the scale."""
+    sample, scale = _central_sample(path, hdu, scale)
+    return noise_statistics(sample, sigma), scale
 
 
 def simulate_file(

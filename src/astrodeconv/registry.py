@@ -55,6 +55,9 @@ class Method:
         the network's ``margin``), in memory, streamed from disk or on Dask.
     oracle, auto : callable or None
         Selection hooks (see ``OracleHook`` and ``AutoHook``).
+    admits : callable or None
+        ``admits(params, observed, sigma)`` raises an :class:`InputError` for an image the
+        method was not made for (a network trained for one noise level); ``None``: any image.
     """
 
     name: str
@@ -68,6 +71,7 @@ class Method:
     network: NetworkHook | None = None
     oracle: OracleHook | None = None
     auto: AutoHook | None = None
+    admits: Callable[[dict[str, Any], np.ndarray, float | None], None] | None = None
 
     @property
     def tileable(self) -> bool:
