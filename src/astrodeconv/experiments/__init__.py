@@ -19,7 +19,7 @@ import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
 
@@ -67,7 +67,7 @@ def run_benchmark(
     Parameters
     ----------
     protocol : str or Path
-        A protocol name (``table1``, ``grid``, ``psf-mismatch``) or a ``.toml`` file.
+        A protocol name (``table1``, ``grid``, ``psf-mismatch``, ``realistic``) or a ``.toml`` file.
     data_dir : Path, optional
         Folder of the sky images (default :func:`astrodeconv.data.sky_dir`).
     folds : Path
@@ -135,16 +135,16 @@ def _table1(protocol: Table1Protocol, data_dir: Path, folds: Path, output: Path,
     return Report(_with_paths((output / "table1.md").read_text(), written), notes, trained + written)
 
 
-def _untrained(protocol: Protocol, data_dir: Path, folds: Path, output: Path, methods: list[str] | None) -> Report:
+def _untrained(protocol: Any, data_dir: Path, folds: Path, output: Path, methods: list[str] | None) -> Report:
     """A grid or PSF-mismatch protocol: compute the rows, merge earlier ones (with ``methods``), write ``<stem>.*``."""
-    from . import grid, mismatch
+    from . import grid, mismatch, realistic
     from .results import read_results
 
-    module = {"grid": grid, "psf-mismatch": mismatch}[protocol.kind]
+    module = {"grid": grid, "psf-mismatch": mismatch, "realistic": realistic}[protocol.kind]
     rows = module.run(protocol, data_dir, methods=methods, folds=folds)
     previous = output / f"{module.STEM}.csv"
     if methods and previous.is_file():
-        rows = module.merge(read_results(previous), rows)
+        rows = module.merge((realistic.read_rows if module is realistic else read_results)(previous), rows)
     written = module.write_report(rows, protocol, output)
     return Report(_with_paths((output / f"{module.STEM}.md").read_text(), written), paths=written)
 

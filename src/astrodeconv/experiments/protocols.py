@@ -9,7 +9,8 @@ out of the scores and the methods. Each kind has its own frozen dataclass:
 * ``grid`` (:class:`GridProtocol`): every image observed with every PSF of ``grid_psfs`` and
   every noise level of ``grid_sigmas``;
 * ``psf-mismatch`` (:class:`MismatchProtocol`): observed with ``psf``, restored with every
-  PSF of ``psf_given``.
+  PSF of ``psf_given``;
+* ``realistic`` (:class:`RealisticProtocol`): GalSim frames as instruments write them.
 
 Unknown, missing and other-kind keys are errors.
 
@@ -38,7 +39,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["GridProtocol", "KINDS", "MismatchProtocol", "PROTOCOLS_DIR", "Protocol", "Table1Protocol",
+__all__ = ["GridProtocol", "KINDS", "MismatchProtocol", "PROTOCOLS_DIR", "Protocol", "RealisticProtocol", "Table1Protocol",
            "check_kind", "load_protocol", "record", "record_differences"]
 
 PROTOCOLS_DIR = Path(__file__).resolve().parent / "protocols"
@@ -208,8 +209,70 @@ class MismatchProtocol(Protocol):
                              "label = PSF spec entries")
 
 
+@dataclass(frozen=True, kw_only=True)
+class RealisticProtocol:
+    """Frames simulated with GalSim as instruments make them (:mod:`astrodeconv.experiments.realistic`).
+
+    Attributes
+    ----------
+    name, description : str
+    images : list of str
+        Sky images whose first is the extended emission of the ``sky`` scene.
+    scenes : list of str
+        Of ``stars``, ``galaxies``, ``deep``, ``sky`` (:mod:`astrodeconv.experiments.instrument`).
+    psfs : list of str
+        Of ``ground``, ``space``.
+    psf_given : list of str
+        Of ``exact``, ``stars``, ``moffat``, ``wide``; the first is the table's reference.
+    methods : list of str
+        Registered methods, run through the pipeline with its automatic choices.
+    size : int
+        Side of the frames, pixels.
+    seed : int
+        Frame ``k`` (scene x PSF, in order) is simulated with seed ``seed + k``.
+    border : int
+        Pixels per side left out of PSNR, SSIM and the flux ratio.
+    detector : dict
+        :class:`astrodeconv.experiments.instrument.Detector` fields (sky, gain, read_noise, bias, saturate).
+    quick : dict
+        Field values of the reduced version.
+    """
+
+    kind: ClassVar[str] = "realistic"
+
+    name: str
+    description: str
+    images: list[str]
+    scenes: list[str]
+    psfs: list[str]
+    psf_given: list[str]
+    methods: list[str]
+    size: int
+    seed: int
+    border: int
+    detector: dict[str, Any] = field(default_factory=dict)
+    quick: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        allowed = {"scenes": ("stars", "galaxies", "deep", "sky"), "psfs": ("ground", "space"),
+                   "psf_given": ("exact", "stars", "moffat", "wide")}
+        for key, choices in allowed.items():
+            values = getattr(self, key)
+            if not values or set(values) - set(choices):
+                raise InputError(f"realistic protocol {self.name!r}: {key} = {values}; expected some of {list(choices)}")
+        if not (64 <= self.size <= 4096 and 0 <= 2 * self.border < self.size):
+            raise InputError(f"realistic protocol {self.name!r} has size {self.size} and border {self.border}; "
+                             "expected 64 <= size <= 4096 and 0 <= 2 * border < size")
+
+    def quick_version(self) -> "RealisticProtocol":
+        changes = ", ".join(f"{k} {v}" for k, v in self.quick.items())
+        description = f"{self.description} (quick: {changes})" if changes else self.description
+        return dataclasses.replace(self, **{**self.quick, "quick": {}, "description": description})
+
+
 #: The protocol class of each ``kind``.
-KINDS: dict[str, type[Protocol]] = {cls.kind: cls for cls in (Table1Protocol, GridProtocol, MismatchProtocol)}
+KINDS: dict[str, type] = {cls.kind: cls for cls in (Table1Protocol, GridProtocol, MismatchProtocol, RealisticProtocol)}
 
 
 def load_protocol(name_or_path: str | Path) -> Protocol:
