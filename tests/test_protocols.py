@@ -56,7 +56,7 @@ def test_each_kind_reads_its_own_keys(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    (COMMON + 'networks = ["cnn1"]\n', r"has no 'kind' key; expected kind = one of \['table1', 'grid', 'psf-mismatch'\]"),
+    (COMMON + 'networks = ["cnn1"]\n', r"has no 'kind' key; expected kind = one of \['table1', 'grid', 'psf-mismatch', 'realistic'\]"),
     ('kind = "table2"\n' + COMMON, r"has kind 'table2'; expected kind = one of \['table1'"),
     ('kind = "table1"\n' + COMMON + 'networks = []\n[psf_given]\n"e" = "gaussian:fwhm=4"\n',
      r"is of kind 'table1', but has keys of other kinds: 'psf_given' \(psf-mismatch\)"),

@@ -222,7 +222,7 @@ class RealisticProtocol:
         Of ``stars``, ``galaxies``, ``deep``, ``sky`` (:mod:`astrodeconv.experiments.instrument`).
     psfs : list of str
         Of ``ground``, ``space``.
-    psf_given : list of str
+    psf_cases : list of str
         Of ``exact``, ``stars``, ``moffat``, ``wide``; the first is the table's reference.
     methods : list of str
         Registered methods, run through the pipeline with its automatic choices.
@@ -245,7 +245,7 @@ class RealisticProtocol:
     images: list[str]
     scenes: list[str]
     psfs: list[str]
-    psf_given: list[str]
+    psf_cases: list[str]
     methods: list[str]
     size: int
     seed: int
@@ -256,7 +256,7 @@ class RealisticProtocol:
     def __post_init__(self) -> None:
         _check_types(self)
         allowed = {"scenes": ("stars", "galaxies", "deep", "sky"), "psfs": ("ground", "space"),
-                   "psf_given": ("exact", "stars", "moffat", "wide")}
+                   "psf_cases": ("exact", "stars", "moffat", "wide")}
         for key, choices in allowed.items():
             values = getattr(self, key)
             if not values or set(values) - set(choices):

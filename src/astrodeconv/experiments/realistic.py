@@ -84,7 +84,7 @@ def run(protocol: RealisticProtocol, data_dir: Path, methods: list[str] | None =
     wanted = [m for m in [OBSERVED, SKIMAGE_RL, *protocol.methods] if methods is None or m in methods]
     cells = [(scene, kind) for scene in protocol.scenes for kind in protocol.psfs]
     rows: list[dict[str, Any]] = []
-    bar = tqdm(total=len(cells) * len(protocol.psf_given) * len(wanted), desc="realistic", disable=not progress,
+    bar = tqdm(total=len(cells) * len(protocol.psf_cases) * len(wanted), desc="realistic", disable=not progress,
                unit="run")
     sky = load_sky(protocol.images[0], data_dir) if "sky" in protocol.scenes else None
     with tempfile.TemporaryDirectory() as tmp:
@@ -96,7 +96,7 @@ def run(protocol: RealisticProtocol, data_dir: Path, methods: list[str] | None =
             given, failed = _given_psfs(frame, folder)
             width = measure_fwhm(frame.psf)
             noise = estimate_sigma(frame.electrons(frame.adu))
-            for label in protocol.psf_given:
+            for label in protocol.psf_cases:
                 for method in wanted:
                     bar.set_postfix_str(f"{scene} {kind} {label} {method}")
                     row = {"scene": scene, "psf": kind, "psf_given": label, "method": method, "status": "ok"}
@@ -143,10 +143,10 @@ def _mean(rows: list[dict[str, Any]], metric: str) -> float:
 def render_table(rows: list[dict[str, Any]], protocol: RealisticProtocol) -> str:
     """Markdown: the metrics of each method (mean over scenes and PSFs) for the exact PSF, then PSNR by PSF given."""
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    exact = [r for r in rows if r["psf_given"] == protocol.psf_given[0]]
+    exact = [r for r in rows if r["psf_given"] == protocol.psf_cases[0]]
     titles = ("PSNR (dB)", "SSIM", "flux ratio", "aperture 2 FWHM", "aperture 4 FWHM", "centroid (px)",
               "false / 1000", "false near saturated", "ring depth", "ring depth (saturated)", "background rms ratio")
-    lines = [f"PSF given: {protocol.psf_given[0]}; mean over {len(protocol.scenes)} scenes x {len(protocol.psfs)} PSFs.",
+    lines = [f"PSF given: {protocol.psf_cases[0]}; mean over {len(protocol.scenes)} scenes x {len(protocol.psfs)} PSFs.",
              "", "| method | " + " | ".join(titles) + " |", "|---|" + "---:|" * len(titles)]
     for method in methods:
         mine = [r for r in exact if r["method"] == method]
@@ -162,10 +162,10 @@ def render_table(rows: list[dict[str, Any]], protocol: RealisticProtocol) -> str
                          "ring_depth", "ring_depth_saturated", "background_rms_ratio") else f"{value:.2f}")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     lines += ["", "PSNR (dB) by the PSF given, mean over scenes and PSFs:", "",
-              "| method | " + " | ".join(protocol.psf_given) + " |", "|---|" + "---:|" * len(protocol.psf_given)]
+              "| method | " + " | ".join(protocol.psf_cases) + " |", "|---|" + "---:|" * len(protocol.psf_cases)]
     for method in methods:
         cells = []
-        for label in protocol.psf_given:
+        for label in protocol.psf_cases:
             mine = [r for r in rows if r["method"] == method and r["psf_given"] == label]
             cells.append("refused" if mine and all(r["status"] != "ok" for r in mine) else f"{_mean(mine, 'psnr_db'):.2f}")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")

@@ -1,0 +1,67 @@
+"""The realistic protocol: GalSim frames as instruments write them, and what an astronomer counts on them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("galsim")
+pytest.importorskip("photutils")
+
+from astrodeconv.experiments import instrument, photometry  # noqa: E402
+from astrodeconv.experiments.protocols import load_protocol  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return instrument.frame("stars", "ground", n=160, seed=3)
+
+
+def test_a_frame_is_written_as_an_instrument_writes_it(frame):
+    d = frame.detector
+    assert frame.adu.dtype == np.float32 and frame.adu.max() <= d.saturate
+    assert np.median(frame.adu) == pytest.approx(d.bias + d.sky / d.gain, rel=0.02)  # pedestal + sky, in ADU
+    assert np.any(frame.adu == d.saturate)  # some stars saturate
+    assert frame.truth.sum() == pytest.approx(frame.sources[:, 2].sum(), rel=1e-3)  # the catalogue is the truth
+    from astrodeconv.noise import estimate_sigma
+
+    sky_noise = estimate_sigma(frame.electrons(frame.adu))  # the finest details: the sky's noise
+    assert sky_noise == pytest.approx(np.sqrt(d.sky + d.read_noise**2), rel=0.15)  # Poisson on the sky + read noise
+    assert abs(frame.psf.sum() - 1) < 1e-9 and frame.psf.shape == (instrument.PSF_SIDE,) * 2
+
+
+def test_the_metrics_of_the_truth_and_the_observation(frame):
+    from astrodeconv.noise import estimate_sigma
+    from astrodeconv.psf import fwhm
+
+    width, noise = fwhm(frame.psf), estimate_sigma(frame.electrons(frame.adu))
+    perfect = photometry.score(frame.truth, frame, noise, width, border=8)
+    assert perfect["aperture_2fwhm"] == 0 and perfect["flux_ratio"] == pytest.approx(1.0)
+    observed = photometry.score(frame.electrons(frame.adu), frame, noise, width, border=8)
+    assert observed["background_rms_ratio"] == pytest.approx(1.0)
+    assert observed["ring_depth"] < 0.01  # a blurred star has no dark ring
+    assert observed["spurious_per_1000"] < 100
+    assert observed["psnr_db"] < perfect["psnr_db"]
+
+
+def test_ring_depth_finds_a_dark_ring():
+    yy, xx = np.indices((101, 101))
+    r = np.hypot(yy - 50, xx - 50)
+    star = np.exp(-0.5 * (r / 2.0) ** 2) - 0.1 * np.exp(-0.5 * ((r - 8) / 1.5) ** 2)
+    assert photometry.ring_depth(star, np.array([50.0, 50.0]), fwhm=4.7) == pytest.approx(0.1, rel=0.15)
+    assert photometry.ring_depth(np.exp(-0.5 * (r / 2.0) ** 2), np.array([50.0, 50.0]), fwhm=4.7) == 0
+
+
+def test_the_quick_protocol_runs_every_method_and_says_which_refuse(tmp_path, shared_dir):
+    from astrodeconv.experiments import run_benchmark
+
+    report = run_benchmark("realistic", quick=True, output=tmp_path)
+    assert {p.name for p in report.paths} == {"realistic.csv", "realistic.md", "realistic.png"}
+    from astrodeconv.experiments.realistic import read_rows
+
+    rows = {r["method"]: r for r in read_rows(tmp_path / "realistic.csv")}
+    protocol = load_protocol("realistic").quick_version()
+    assert set(rows) == {"observed", "skimage-rl-30", *protocol.methods}
+    assert rows["cnn3"]["status"].startswith("refused") and np.isnan(rows["cnn3"]["psnr_db"])
+    assert rows["rl"]["status"] == "ok" and rows["rl"]["psnr_db"] > rows["observed"]["psnr_db"]
+    assert "| cnn3 | refused |" in (tmp_path / "realistic.md").read_text()
