@@ -26,7 +26,7 @@ def test_a_frame_is_written_as_an_instrument_writes_it(frame):
     from astrodeconv.noise import estimate_sigma
 
     sky_noise = estimate_sigma(frame.electrons(frame.adu))  # the finest details: the sky's noise
-    assert sky_noise == pytest.approx(np.sqrt(d.sky + d.read_noise**2), rel=0.15)  # Poisson on the sky + read noise
+    assert sky_noise == pytest.approx(np.sqrt(d.sky + d.read_noise**2), rel=0.25)  # Poisson on the sky + read noise
     assert abs(frame.psf.sum() - 1) < 1e-9 and frame.psf.shape == (instrument.PSF_SIDE,) * 2
 
 
