@@ -87,6 +87,9 @@ def run(protocol: RealisticProtocol, data_dir: Path, methods: list[str] | None =
     bar = tqdm(total=len(cells) * len(protocol.psf_cases) * len(wanted), desc="realistic", disable=not progress,
                unit="run")
     sky = load_sky(protocol.images[0], data_dir) if "sky" in protocol.scenes else None
+    if sky is not None and min(sky.shape) < protocol.size:
+        raise InputError(f"the sky scene's image {protocol.images[0]} is {sky.shape[0]} x {sky.shape[1]} px, smaller "
+                         f"than the frames ({protocol.size} px); choose a larger image or smaller frames")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for k, (scene, kind) in enumerate(cells):
