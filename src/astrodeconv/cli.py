@@ -82,10 +82,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from-stars", type=Path, metavar="OBS", help="estimate the PSF from the isolated, unsaturated "
                    "stars of this FITS image (photutils' EPSFBuilder)")
     p.add_argument("--saturate", type=float, help="--from-stars: saturation level, image units (default: SATURATE)")
-    p.add_argument("--fwhm", type=float, help="full width at half maximum, pixels")
-    p.add_argument("--beta", type=float, help="Moffat power")
-    p.add_argument("--size", type=int, help="side of the grid, pixels")
-    p.add_argument("--nr", type=float, help="airy-paper: Airy radii across the half grid")
+    for flag, kind, text in (("--fwhm", float, "full width at half maximum, pixels"), ("--beta", float, "Moffat power"),
+                             ("--size", int, "side of the grid, pixels"), ("--nr", float, "airy-paper: Airy radii")):
+        p.add_argument(flag, type=kind, help=text)
     _output_args(p)
     p.set_defaults(func=_cmd_psf)
 
@@ -129,10 +128,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, type=Path, help="model folder to create")
     p.add_argument("--psf", default="airy-paper", help=PSF_HELP)
     p.add_argument("--sigma", type=float, default=0.01)
-    p.add_argument("--samples", type=int, default=100_000)
-    p.add_argument("--val-samples", type=int, default=50_000)
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch", type=int, default=50)
+    for flag, default in (("--samples", 100_000), ("--val-samples", 50_000), ("--epochs", 30), ("--batch", 50)):
+        p.add_argument(flag, type=int, default=default)
     p.add_argument("--optimizer", default="sgd", choices=("sgd", "adam"))
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--patience", type=int, default=0, help="epochs of rising validation loss tolerated (0 = paper)")
