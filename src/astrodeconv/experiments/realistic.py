@@ -104,9 +104,13 @@ def run(protocol: RealisticProtocol, data_dir: Path, methods: list[str] | None =
                     bar.set_postfix_str(f"{scene} {kind} {label} {method}")
                     row = {"scene": scene, "psf": kind, "psf_given": label, "method": method, "status": "ok"}
                     start = time.perf_counter()
+                    if label in failed:
+                        row.update({m: float("nan") for m in METRICS}, status=f"no PSF: {failed[label][:80]}",
+                                   time_s=0.0)
+                        rows.append(row)
+                        bar.update(1)
+                        continue
                     try:
-                        if label in failed:
-                            raise InputError(failed[label])
                         if method == OBSERVED:
                             restored = frame.adu
                         elif method == SKIMAGE_RL:
@@ -147,34 +151,47 @@ def render_table(rows: list[dict[str, Any]], protocol: RealisticProtocol) -> str
     """Markdown: the metrics of each method (mean over scenes and PSFs) for the exact PSF, then PSNR by PSF given."""
     methods = list(dict.fromkeys(r["method"] for r in rows))
     exact = [r for r in rows if r["psf_given"] == protocol.psf_cases[0]]
-    titles = ("PSNR (dB)", "SSIM", "flux ratio", "aperture 2 FWHM", "aperture 4 FWHM", "centroid (px)",
+    titles = ("frames", "PSNR (dB)", "SSIM", "flux ratio", "aperture 2 FWHM", "aperture 4 FWHM", "centroid (px)",
               "false / 1000", "false near saturated", "ring depth", "ring depth (saturated)", "background rms ratio")
-    lines = [f"PSF given: {protocol.psf_cases[0]}; mean over {len(protocol.scenes)} scenes x {len(protocol.psfs)} PSFs.",
-             "", "| method | " + " | ".join(titles) + " |", "|---|" + "---:|" * len(titles)]
+    lines = [f"PSF given: {protocol.psf_cases[0]}; mean over the frames each method restored ({len(protocol.scenes)} "
+             f"scenes x {len(protocol.psfs)} PSFs; `frames`: restored / refused).", "",
+             "| method | " + " | ".join(titles) + " |", "|---|" + "---:|" * len(titles)]
     for method in methods:
         mine = [r for r in exact if r["method"] == method]
         refused = [r for r in mine if r["status"] != "ok"]
         if len(refused) == len(mine):
-            lines.append(f"| {method} | " + " | ".join(["refused"] + [""] * (len(titles) - 1)) + " |")
+            lines.append(f"| {method} | 0 / {len(mine)} | " + " | ".join([""] * (len(titles) - 1)) + " |")
             continue
-        cells = []
+        cells = [f"{len(mine) - len(refused)} / {len(refused)}"]
         for metric in METRICS:
             value = _mean(mine, metric)
             percent = metric.startswith("aperture")
             cells.append(f"{100 * value:+.1f} %" if percent else f"{value:.3f}" if metric in ("ssim", "flux_ratio",
                          "ring_depth", "ring_depth_saturated", "background_rms_ratio") else f"{value:.2f}")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    lines += ["", "PSNR (dB) by the PSF given, mean over scenes and PSFs:", "",
+    lines += ["", "PSNR gain over the observation (dB) by the way the PSF is given, mean over the frames restored "
+              "(`stars`, `moffat`: the frames with enough isolated stars for an estimate):", "",
               "| method | " + " | ".join(protocol.psf_cases) + " |", "|---|" + "---:|" * len(protocol.psf_cases)]
+    observed = {(r["scene"], r["psf"]): r["psnr_db"] for r in rows if r["method"] == OBSERVED}
     for method in methods:
+        if method == OBSERVED:
+            continue
         cells = []
         for label in protocol.psf_cases:
-            mine = [r for r in rows if r["method"] == method and r["psf_given"] == label]
-            cells.append("refused" if mine and all(r["status"] != "ok" for r in mine) else f"{_mean(mine, 'psnr_db'):.2f}")
+            gains = [r["psnr_db"] - observed[(r["scene"], r["psf"])] for r in rows if r["method"] == method
+                     and r["psf_given"] == label and r["status"] == "ok" and (r["scene"], r["psf"]) in observed]
+            cells.append(f"{np.mean(gains):+.2f}" if gains else "refused")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    refusals = sorted({f"{r['method']}: {r['status'][9:]}" for r in rows if r["status"] != "ok"})
+    refusals = sorted({f"{r['method']} ({r['status'][len('refused: '):].split(';')[0]})" for r in rows
+                       if r["status"].startswith("refused")})
     if refusals:
-        lines += ["", "Refused: " + "; ".join(refusals[:6]) + ("; ..." if len(refusals) > 6 else "")]
+        lines += ["", "Refused: " + "; ".join(refusals) + "."]
+    frames = {(r["scene"], r["psf"]) for r in rows}
+    for label in protocol.psf_cases:
+        missing = {(r["scene"], r["psf"]) for r in rows if r["psf_given"] == label and r["status"].startswith("no PSF")}
+        if missing:
+            lines += ["", f"PSF `{label}` not estimated on {len(missing)} of {len(frames)} frames (too few isolated, "
+                      f"unsaturated stars): " + ", ".join(f"{s} {p}" for s, p in sorted(missing)) + "."]
     return "\n".join(lines)
 
 
@@ -193,7 +210,7 @@ def write_report(rows: list[dict[str, Any]], protocol: RealisticProtocol, out_di
 
 
 def montage(protocol: RealisticProtocol, path: Path, size: int = 128) -> Path:
-    """The first scene and PSF restored by every method with the exact PSF (asinh stretch, central crop)."""
+    """The first scene and PSF restored by every method with the exact PSF (asinh stretch, around its brightest star)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -222,15 +239,23 @@ def montage(protocol: RealisticProtocol, path: Path, size: int = 128) -> Path:
                 panels[method] = frame.electrons(fits.getdata(Path(tmp) / "out.fits"))
             except InputError:
                 panels[f"{method} (refused)"] = np.zeros_like(frame.truth)
-    c = (protocol.size - size) // 2
+    stars = frame.sources[frame.sources[:, 3] == 1]
+    x, y = stars[np.argmax(stars[:, 2]), :2] if len(stars) else (protocol.size / 2, protocol.size / 2)
+    r0 = int(np.clip(round(y) - size // 2, 0, protocol.size - size))
+    c0 = int(np.clip(round(x) - size // 2, 0, protocol.size - size))
     scale = 5 * np.std(panels["observed"][frame.truth < np.percentile(frame.truth, 50)])
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.5))
-    for ax, (title, image) in zip(np.atleast_1d(axes), panels.items()):
-        ax.imshow(np.arcsinh(image[c : c + size, c : c + size] / scale), cmap="gray", origin="lower",
-                  vmin=-1, vmax=np.arcsinh(float(np.max(frame.truth)) / scale / 20))
+    top = float(np.arcsinh(np.max(panels["observed"]) / scale))
+    columns = (len(panels) + 1) // 2
+    fig, axes = plt.subplots(2, columns, figsize=(2.3 * columns, 5.0))
+    for ax in np.ravel(axes)[len(panels):]:
+        ax.axis("off")
+    for ax, (title, image) in zip(np.ravel(axes), panels.items()):
+        ax.imshow(np.arcsinh(image[r0 : r0 + size, c0 : c0 + size] / scale), cmap="gray", origin="lower",
+                  vmin=-2, vmax=top)
         ax.set_title(title, fontsize=8)
         ax.axis("off")
-    fig.suptitle(f"{protocol.scenes[0]} scene, {protocol.psfs[0]} PSF, exact PSF given (asinh stretch)", fontsize=9)
+    fig.suptitle(f"{protocol.scenes[0]} scene, {protocol.psfs[0]} PSF, exact PSF given: around the brightest (saturated) "
+                 "star, asinh stretch", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
