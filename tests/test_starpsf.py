@@ -9,7 +9,6 @@ from astropy.io import fits
 pytest.importorskip("photutils")
 pytest.importorskip("galsim")
 
-import galsim_frames  # noqa: E402
 from astrodeconv import psf  # noqa: E402
 from astrodeconv.cli import main  # noqa: E402
 from astrodeconv.errors import InputError  # noqa: E402
@@ -18,10 +17,13 @@ from astrodeconv.starpsf import estimate_psf  # noqa: E402
 
 @pytest.fixture(scope="module", params=["ground", "space"])
 def observed(request, tmp_path_factory):
-    adu, true_psf = galsim_frames.frame(request.param)
+    """A GalSim star field (:mod:`astrodeconv.experiments.instrument`) in ADU, with the cards an instrument writes."""
+    from astrodeconv.experiments import instrument
+
+    frame = instrument.frame("stars", request.param, n=384, seed=1)
     path = tmp_path_factory.mktemp(request.param) / "obs.fits"
-    galsim_frames.write(path, adu)
-    return path, true_psf
+    fits.writeto(path, frame.adu, fits.Header({**frame.header_cards(), "OBJECT": "simulated field"}))
+    return path, frame.psf
 
 
 def test_psf_from_stars_has_the_true_width(observed, tmp_path, capsys):
