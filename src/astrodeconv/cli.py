@@ -20,6 +20,7 @@ from . import __version__
 from .checks import DEFAULT_CHUNK, DEFAULT_TILE, parse_value
 from .errors import InputError
 from .pipeline import PSF_HELP
+from .pipeline import parse_hdu as _hdu
 
 
 class Terminated(KeyboardInterrupt):
@@ -119,7 +120,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dask", type=int, metavar="N", help="network: run on a local Dask cluster of N worker processes")
     p.add_argument("--scheduler", metavar="ADDRESS", help="network: run on an existing Dask cluster (tcp://host:8786)")
     p.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help=f"Dask: chunk side, pixels ({DEFAULT_CHUNK})")
-    p.add_argument("--saturate", type=float, help="saturation level, image units (default: the SATURATE card)")
+    p.add_argument("--saturate", type=float, help="saturation level, image units (default: the SATURATE card): "
+                   "saturated cores are filled with the PSF fitted to their wings before restoring")
+    p.add_argument("--mask", metavar="FILE|HDU", help="bad pixels, non-zero = bad (default: a DQ extension)")
     p.set_defaults(func=_cmd_deconvolve)
 
     p = sub.add_parser("train", help="train a network on clean images")
@@ -232,7 +235,7 @@ def _cmd_deconvolve(args: argparse.Namespace) -> int:
                         params=_parse_params(args.param), select=args.select, sigma=args.sigma, truth=args.truth,
                         model=args.model, tile=args.tile, device=args.device, backend=backend, workers=args.dask,
                         scheduler=args.scheduler, chunk=args.chunk, hdu=_hdu(args.hdu), overwrite=args.overwrite,
-                        saturation=args.saturate)
+                        saturation=args.saturate, mask=args.mask)
     for note in done.notes:
         print(note)
     what = f"({_format_params(done.params)})" if done.how == "in memory" else done.how
@@ -291,12 +294,6 @@ def _print(report: Any) -> int:
 
 def _pick(args: argparse.Namespace, names: str) -> dict[str, Any]:
     return {name: getattr(args, name) for name in names.split()}
-
-
-def _hdu(value: str | None) -> int | str | None:
-    if value is None:
-        return None
-    return int(value) if value.lstrip("-").isdigit() else value
 
 
 def _parse_params(items: list[str]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import os
 import stat
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,44 @@ def check_input_file(path: str | Path, what: str = "a FITS file") -> Path:
     return path
 
 
+@dataclass
+class Frame:
+    """An instrument frame: its image and, when the file has them, its noise map and data-quality flags.
+
+    A file with ``SCI``, ``ERR`` and ``DQ`` image extensions (as HST, JWST and many pipelines
+    write them) is read as such: ``data`` from ``SCI``, ``error`` from ``ERR`` (standard
+    deviation per pixel, the image's units) and ``quality`` from ``DQ`` (non-zero = bad).
+    """
+
+    data: np.ndarray
+    header: fits.Header
+    primary_header: fits.Header | None = None  # set for a SCI/ERR/DQ file: its primary header
+    error: np.ndarray | None = None
+    quality: np.ndarray | None = None
+
+
+def read_frame(path: str | Path, hdu: int | str | None = None) -> Frame:
+    """Read an image, or a ``SCI``/``ERR``/``DQ`` triple when the file holds one and ``hdu`` is not given."""
+    path = check_input_file(path)
+    if hdu is None:
+        try:
+            with fits.open(path, memmap=False) as hdul:
+                names = [h.name for h in hdul]
+                primary = hdul[0].header.copy()
+        except (OSError, ValueError, TypeError, EOFError) as exc:
+            raise InputError(f"cannot read {path} as FITS: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+        if "SCI" in names:
+            data, header = read_image(path, "SCI")
+            error = read_image(path, "ERR")[0] if "ERR" in names else None
+            quality = read_image(path, "DQ")[0] if "DQ" in names else None
+            for name, extra in (("ERR", error), ("DQ", quality)):
+                if extra is not None and extra.shape != data.shape:
+                    raise InputError(f"{path}: the {name} extension is {extra.shape}, the SCI image {data.shape}")
+            return Frame(data, header, primary, error, quality)
+    data, header = read_image(path, hdu)
+    return Frame(data, header)
+
+
 def choose_hdu(hdul: fits.HDUList, hdu: int | str | None, path: Path) -> Any:
     """The HDU ``hdu`` (index or EXTNAME) of an open file, or the first holding image data when ``None``."""
     if hdu is None:
@@ -133,6 +172,7 @@ def write_image(
     provenance: dict[str, Any] | None = None,
     overwrite: bool = False,
     extensions: dict[str, tuple[np.ndarray, dict[str, Any]]] | None = None,
+    primary_header: fits.Header | None = None,
 ) -> Path:
     """Write a 2-D image to FITS atomically, keeping ``header`` and adding provenance.
 
@@ -151,17 +191,26 @@ def write_image(
     overwrite : bool
         Replace an existing file. If False (default) an existing file is an error.
     extensions : dict, optional
-        ``EXTNAME -> (array, cards)``: image extensions written after the primary HDU (e.g.
-        the PSF used), each with its cards.
+        ``EXTNAME -> (array, cards)``: image extensions written after the image (e.g. the PSF
+        used, the mask), each with its cards; integer arrays keep their type.
+    primary_header : astropy.io.fits.Header, optional
+        Write an instrument's layout: an empty primary HDU with this header, then ``data`` as
+        the ``SCI`` extension (with ``header``).
 
     Returns
     -------
     path : Path
     """
     path = check_output(path, overwrite)
-    hdus = fits.HDUList([output_hdu(np.asarray(data, dtype=np.float32), header, provenance)])
+    image = output_hdu(np.asarray(data, dtype=np.float32), header, provenance)
+    if primary_header is None:
+        hdus = fits.HDUList([image])
+    else:
+        sci = fits.ImageHDU(image.data, header=image.header, name="SCI")
+        hdus = fits.HDUList([fits.PrimaryHDU(header=_clean_header(primary_header)), sci])
     for name, (array, cards) in (extensions or {}).items():
-        extension = fits.ImageHDU(np.asarray(array, dtype=np.float32), name=name)
+        array = np.asarray(array)
+        extension = fits.ImageHDU(array if array.dtype.kind in "iub" else array.astype(np.float32), name=name)
         for key, value in _provenance_cards(cards).items():
             extension.header[key] = value
         hdus.append(extension)

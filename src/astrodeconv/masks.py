@@ -102,3 +102,86 @@ def check_result(estimate: np.ndarray, bad: np.ndarray, peak: float, scale: floa
         raise InputError(f"the restored values ({largest * abs(scale):.3g}) exceed what a float32 FITS image holds; "
                          "rescale the input")
     return estimate
+
+
+def saturated_pixels(image: np.ndarray, level: float | None) -> np.ndarray:
+    """Mask of the finite pixels at or above the saturation ``level`` (all False when ``level`` is None)."""
+    image = np.asarray(image, dtype=np.float64)
+    if level is None:
+        return np.zeros(image.shape, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(image) & (image >= level)
+
+
+def fill_saturated(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray, bad: np.ndarray | None = None) -> np.ndarray:
+    """``image`` with each saturated core replaced by the PSF fitted to the unsaturated pixels around it.
+
+    A clipped star is not a star: restored as it is, its flat top rings. Each connected
+    saturated region (grown by one pixel) gets the model ``a * psf(centred on the region) + b``,
+    ``a`` and ``b`` fitted by least squares to the valid pixels of the ring from 1 to 3 PSF
+    half-widths beyond the region (``bad`` pixels left out). The filled values exceed the
+    saturation level, as the star did.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W)
+    saturated : ndarray of bool, shape (H, W)
+    psf : ndarray, shape (h, w)
+        Unit-sum PSF, origin at ``((h - 1) // 2, (w - 1) // 2)``.
+    bad : ndarray of bool, optional
+        Other pixels not to fit (NaN, data-quality flags).
+
+    Returns
+    -------
+    filled : ndarray, shape (H, W), float64 (a copy)
+
+    Examples
+    --------
+    >>> yy, xx = np.mgrid[:41, :41]
+    >>> h = np.exp(-((yy - 20) ** 2 + (xx - 20) ** 2) / 8.0); h /= h.sum()
+    >>> star = 5000 * np.roll(h, (1, -2), axis=(0, 1)) + 10
+    >>> clipped = np.minimum(star, 100.0)
+    >>> filled = fill_saturated(clipped, clipped >= 100, h)
+    >>> bool(np.allclose(filled, star, rtol=1e-6))
+    True
+    """
+    from scipy import ndimage
+
+    filled = np.array(image, dtype=np.float64)
+    if not saturated.any():
+        return filled
+    psf = np.asarray(psf, dtype=np.float64)
+    invalid = ~np.isfinite(filled) | (np.zeros(filled.shape, bool) if bad is None else np.asarray(bad, dtype=bool))
+    grown = ndimage.binary_dilation(saturated, iterations=1)
+    labels, count = ndimage.label(grown)
+    half = max(2, int(np.ceil(np.sqrt(np.count_nonzero(psf >= 0.5 * psf.max()) / np.pi))))  # ~ HWHM in pixels
+    oy, ox = (psf.shape[0] - 1) // 2, (psf.shape[1] - 1) // 2
+    rows, cols = filled.shape
+    for index, region in enumerate(ndimage.find_objects(labels), start=1):
+        inside = labels[region] == index
+        cy, cx = ndimage.center_of_mass(inside)
+        cy, cx = cy + region[0].start, cx + region[1].start
+        reach = int(np.ceil(np.hypot(*inside.shape) / 2)) + 3 * half
+        r0, r1 = max(0, int(cy) - reach), min(rows, int(cy) + reach + 1)
+        c0, c1 = max(0, int(cx) - reach), min(cols, int(cx) + reach + 1)
+        yy, xx = np.mgrid[r0:r1, c0:c1]
+        # the PSF moved so that its origin lies on (cy, cx), sampled on the window (zero beyond its support)
+        iy, ix = int(np.floor(cy)), int(np.floor(cx))
+        shifted = ndimage.shift(psf, (cy - iy, cx - ix), order=3, mode="constant")
+        model = np.zeros(yy.shape)
+        py, px = yy - iy + oy, xx - ix + ox
+        inside_psf = (py >= 0) & (py < psf.shape[0]) & (px >= 0) & (px < psf.shape[1])
+        model[inside_psf] = shifted[py[inside_psf], px[inside_psf]]
+        window = labels[r0:r1, c0:c1] == index
+        distance = ndimage.distance_transform_edt(~window)
+        fit = (distance >= 1) & (distance <= 1 + 2 * half) & ~invalid[r0:r1, c0:c1] & ~saturated[r0:r1, c0:c1]
+        if np.count_nonzero(fit) < 3:
+            continue
+        design = np.column_stack([model[fit], np.ones(np.count_nonzero(fit))])
+        (amplitude, offset), *_ = np.linalg.lstsq(design, filled[r0:r1, c0:c1][fit], rcond=None)
+        if amplitude <= 0:
+            continue
+        core = window & saturated[r0:r1, c0:c1]
+        patch = filled[r0:r1, c0:c1]
+        patch[core] = np.maximum(amplitude * model[core] + offset, patch[core])
+    return filled

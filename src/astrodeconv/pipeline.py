@@ -33,7 +33,7 @@ from . import io, methods, psf, selection, stream
 from .checks import DEFAULT_CHUNK, DEFAULT_TILE, finite_image, positive_float, tile_side
 from .errors import InputError
 from .forward import normalise, observe
-from .masks import check_result, fill_bad
+from .masks import check_result, fill_bad, fill_saturated, saturated_pixels
 from .noise import estimate_sigma, noise_statistics
 
 __all__ = ["BACKENDS", "PSF_HELP", "STARS", "Restoration", "psf_from_stars_file", "restore_array", "restore_file",
@@ -168,6 +168,7 @@ def restore_file(
     hdu: int | str | None = None,
     overwrite: bool = False,
     saturation: float | None = None,
+    mask: str | None = None,
 ) -> Restoration:
     """Restore a FITS image into a new FITS file, keeping its header and adding provenance.
 
@@ -196,8 +197,15 @@ def restore_file(
     hdu : int or str, optional
         Input HDU.
     saturation : float, optional
-        Saturation level, image units (default: the ``SATURATE`` card); used to leave
-        saturated stars out of ``psf_spec="stars"``.
+        Saturation level, image units (default: the ``SATURATE`` card). Saturated cores are
+        filled with the PSF fitted to their wings before the restoration (so they do not ring,
+        and their flux is kept), flagged in the ``MASK`` extension, and left out of
+        ``psf_spec="stars"``.
+    mask : str, optional
+        Bad pixels: a FITS file or an HDU of the input, non-zero = bad (a ``DQ`` extension is
+        used without it). They are NaN in the output; the flags are written as a ``MASK``
+        extension. A ``SCI``/``ERR``/``DQ`` file is read as such and written back with its layout.
+        (In memory only.)
     """
     found = methods.get(method)
     if backend not in BACKENDS:
@@ -209,9 +217,11 @@ def restore_file(
     io.check_output(output, overwrite)
     if backend == "auto":
         backend = "dask" if workers is not None or scheduler else "stream" if _larger_than_memory(observed, hdu) else "memory"
+    if backend != "memory" and (mask is not None or saturation is not None):
+        raise InputError("--mask and --saturate are applied in memory only; drop --stream/--dask or crop the image")
     if backend == "memory":
         return _restore_in_memory(observed, output, found, psf_spec, params, select, sigma, truth, model, tile, device,
-                                  hdu, overwrite, saturation)
+                                  hdu, overwrite, saturation, mask)
     return _restore_by_tiles(observed, output, found, psf_spec, params, sigma, model, tile, device, backend, workers,
                              scheduler, chunk, hdu, overwrite)
 
@@ -228,9 +238,15 @@ def _larger_than_memory(path: Path, hdu: int | str | None) -> bool:
 def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_spec: str | None,
                        params: dict[str, Any] | None, select: str, sigma: float | None, truth: str | Path | None,
                        model: Any, tile: int | None, device: str, hdu: Any, overwrite: bool,
-                       saturation: float | None) -> Restoration:
-    image, header = io.read_image(observed, hdu=hdu)
+                       saturation: float | None, mask: str | None) -> Restoration:
+    frame = io.read_frame(observed, hdu=hdu)
+    image, header = frame.data, frame.header
     finite_image(image, f"{observed}: the image")
+    bad = _bad_pixels(frame, mask, observed)
+    image = np.where(bad, np.nan, image)
+    finite_image(image, f"{observed}: the image without its masked pixels")
+    level = saturation_level(header, saturation)
+    saturated = saturated_pixels(image, level)
     extensions, notes = {}, []
     if psf_spec == STARS:
         found_psf = star_psf(image, header, saturation)
@@ -246,19 +262,66 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
         raise InputError(f"{observed}: the maximum pixel value is {scale}; expected a positive maximum")
     y = image / scale
     sigma = sigma if sigma is not None else _header_sigma(header)
+    if sigma is None and frame.error is not None:
+        sigma = float(np.median(frame.error[~bad & np.isfinite(frame.error)])) / scale
+        notes.append(f"noise sigma {sigma * scale:.4g} (the median of the ERR extension; a per-pixel noise map is "
+                     "not used yet)")
     clean = None
     if select == "oracle" and found.tuned is not None and found.tuned not in params:
         clean = _read_truth(truth, image.shape, float(header.get("ADSCALE", scale)))
+    # A clipped star restored as it is rings: its core is replaced by the PSF fitted to its wings first.
+    filled = fill_saturated(y, saturated, kernel, bad=~np.isfinite(y)) if saturated.any() else y
     start = time.perf_counter()
-    estimate, params = restore_array(y, kernel, found.name, params, select=select, sigma=sigma, truth=clean)
+    estimate, params = restore_array(filled, kernel, found.name, params, select=select, sigma=sigma, truth=clean)
     seconds = time.perf_counter() - start
-    bad = ~np.isfinite(y)
-    check_result(estimate, bad, float(np.max(np.abs(y[~bad]))), scale)
+    check_result(estimate, ~np.isfinite(y), float(np.max(np.abs(filled[np.isfinite(filled)]))), scale)
+    if bad.any() or saturated.any():
+        extensions["MASK"] = ((bad * BAD_FLAG | saturated * SATURATED_FLAG).astype(np.uint8),
+                              {"ADMASK": "1 = bad pixel (NaN in the image), 2 = saturated (restored from a PSF fit)"})
+        notes.append(f"{int(bad.sum())} bad pixels set to NaN; {int(saturated.sum())} saturated pixels "
+                     f"({int(_regions(saturated))} stars) filled with the PSF fitted to their wings before restoring")
+    if frame.quality is not None:
+        extensions["DQ"] = (frame.quality.astype(np.int32), {})
     shown = _shown(params)
     io.write_image(output, estimate * scale, header,
                    {"method": found.name, "psf": spec, "params": shown, "ADSELECT": select}, overwrite=overwrite,
-                   extensions=extensions)
+                   extensions=extensions, primary_header=frame.primary_header)
     return Restoration(output, found.name, shown, "in memory", seconds, notes)
+
+
+#: Flags of the ``MASK`` extension written beside a restoration.
+BAD_FLAG, SATURATED_FLAG = 1, 2
+
+
+def _regions(mask: np.ndarray) -> int:
+    from scipy import ndimage
+
+    return int(ndimage.label(mask)[1])
+
+
+def _bad_pixels(frame: io.Frame, mask: str | None, observed: Path) -> np.ndarray:
+    """Pixels not to trust: non-finite, flagged by the file's ``DQ`` extension, or non-zero in ``mask``.
+
+    ``mask`` is a FITS file or the name (or index) of an HDU of ``observed``; non-zero means bad.
+    """
+    bad = ~np.isfinite(frame.data)
+    if frame.quality is not None:
+        bad |= frame.quality != 0
+    if mask is not None:
+        source = Path(mask)
+        flags = io.read_image(source)[0] if source.is_file() else io.read_image(observed, parse_hdu(mask))[0]
+        if flags.shape != frame.data.shape:
+            raise InputError(f"--mask {mask} is {flags.shape[0]} x {flags.shape[1]} px, the image "
+                             f"{frame.data.shape[0]} x {frame.data.shape[1]}")
+        bad |= np.nan_to_num(flags, nan=1.0) != 0
+    return bad
+
+
+def parse_hdu(value: str | int | None) -> int | str | None:
+    """An HDU given as text: an index (``"1"``) or a name (``"SCI"``)."""
+    if value is None or isinstance(value, int):
+        return value
+    return int(value) if str(value).lstrip("-").isdigit() else str(value)
 
 
 def saturation_level(header: Any, saturation: float | None = None) -> float | None:

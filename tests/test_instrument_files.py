@@ -1,0 +1,104 @@
+"""Files as instruments write them, end to end through the command line: SATURATE, masks, SCI/ERR/DQ."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+pytest.importorskip("galsim")
+
+from astrodeconv.cli import main  # noqa: E402
+from astrodeconv.experiments import instrument  # noqa: E402
+from astrodeconv.experiments.photometry import ring_depth  # noqa: E402
+from astrodeconv.psf import fwhm  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return instrument.frame("stars", "ground", n=256, seed=7)
+
+
+def _write(path, frame, cards=True):
+    header = fits.Header(frame.header_cards() if cards else {"BUNIT": "adu"})
+    header["OBJECT"] = "field"
+    fits.writeto(path, frame.adu, header)
+    return path
+
+
+def _saturated_stars(frame):
+    stars = frame.sources[frame.sources[:, 3] == 1]
+    level = frame.detector.saturate
+    keep = [s for s in stars if frame.adu[int(round(s[1])), int(round(s[0]))] >= level and 20 < s[0] < 236 and 20 < s[1] < 236]
+    assert keep, "the frame has saturated stars"
+    return np.array(keep)
+
+
+@pytest.mark.parametrize("how", ["card", "flag"])
+def test_saturated_stars_do_not_ring(tmp_path, frame, capsys, how):
+    obs = _write(tmp_path / "obs.fits", frame, cards=how == "card")
+    fits.writeto(tmp_path / "psf.fits", frame.psf)
+    common = ["--psf", str(tmp_path / "psf.fits"), "--method", "wiener"]
+    flag = [] if how == "card" else ["--saturate", str(frame.detector.saturate)]
+    assert main(["deconvolve", str(obs), "-o", str(tmp_path / "out.fits"), *common, *flag]) == 0
+    assert "saturated pixels" in capsys.readouterr().out
+    fits.writeto(tmp_path / "plain.fits", frame.adu)  # the same pixels, no card: restored as they are
+    assert main(["deconvolve", str(tmp_path / "plain.fits"), "-o", str(tmp_path / "rings.fits"), *common]) == 0
+    with fits.open(tmp_path / "out.fits") as hdul:
+        restored, flags = frame.electrons(hdul[0].data), hdul["MASK"].data
+        assert hdul[0].header["OBJECT" if how == "card" else "BUNIT"]
+    assert np.count_nonzero(flags == 2) == np.count_nonzero(frame.adu >= frame.detector.saturate)
+    ringing = frame.electrons(fits.getdata(tmp_path / "rings.fits"))
+    width = fwhm(frame.psf)
+    observed = frame.electrons(frame.adu)
+    for star in _saturated_stars(frame):
+        depth, before = ring_depth(restored, star, width), ring_depth(ringing, star, width)
+        assert depth < before and depth <= ring_depth(observed, star, width) + 0.06
+
+
+def test_a_bad_row_is_masked_not_smeared(tmp_path, frame):
+    fits.writeto(tmp_path / "psf.fits", frame.psf)
+    clean = _write(tmp_path / "clean.fits", frame)
+    broken = frame.adu.copy()
+    broken[100] = -1.0  # a dead row, as the KPNO frame has
+    fits.writeto(tmp_path / "broken.fits", broken, fits.Header(frame.header_cards()))
+    flags = np.zeros(broken.shape, np.uint8)
+    flags[100] = 1
+    fits.writeto(tmp_path / "mask.fits", flags)
+    common = ["--psf", str(tmp_path / "psf.fits"), "--method", "rl"]
+    for src, out, extra in ((clean, "a.fits", []), (tmp_path / "broken.fits", "b.fits", []),
+                            (tmp_path / "broken.fits", "c.fits", ["--mask", str(tmp_path / "mask.fits")])):
+        assert main(["deconvolve", str(src), "-o", str(tmp_path / out), *common, *extra]) == 0
+    reference, smeared, masked = (fits.getdata(tmp_path / n) for n in ("a.fits", "b.fits", "c.fits"))
+    near = np.r_[90:100, 101:111]
+    assert np.isnan(masked[100]).all() and not np.isnan(masked[near]).any()
+    error = lambda image: np.median(np.abs(image[near] - reference[near]))  # noqa: E731
+    assert error(masked) < 0.2 * error(smeared)
+    assert fits.getdata(tmp_path / "c.fits", "MASK")[100].min() == 1
+
+
+def test_sci_err_dq_files_are_read_and_written_as_such(tmp_path, frame, capsys):
+    dq = np.zeros(frame.adu.shape, np.int32)
+    dq[:, 50] = 4  # a hot column
+    err = np.full(frame.adu.shape, 17.0, np.float32)
+    primary = fits.PrimaryHDU(header=fits.Header({"TELESCOP": "SIM", "INSTRUME": "GALSIM"}))
+    sci = fits.ImageHDU(frame.adu, header=fits.Header({**frame.header_cards(), "OBJECT": "field"}), name="SCI")
+    fits.HDUList([primary, sci, fits.ImageHDU(err, name="ERR"), fits.ImageHDU(dq, name="DQ")]).writeto(tmp_path / "i.fits")
+    fits.writeto(tmp_path / "psf.fits", frame.psf)
+    out = tmp_path / "o.fits"
+    assert main(["deconvolve", str(tmp_path / "i.fits"), "-o", str(out), "--psf", str(tmp_path / "psf.fits"),
+                 "--method", "restorer-universal"]) == 0
+    assert "ERR extension" in capsys.readouterr().out
+    with fits.open(out) as hdul:
+        assert hdul[0].data is None and hdul[0].header["TELESCOP"] == "SIM"
+        assert hdul["SCI"].header["OBJECT"] == "field" and hdul["SCI"].header["ADMETHOD"] == "restorer-universal"
+        assert np.isnan(hdul["SCI"].data[:, 50]).all() and np.isfinite(hdul["SCI"].data[:, 51]).all()
+        assert (hdul["DQ"].data == dq).all() and (hdul["MASK"].data[:, 50] & 1).all()
+        assert '"sigma": 0.000259' in hdul["SCI"].header["ADPARAMS"]  # 17 ADU of a 65535 maximum
+
+
+def test_masks_need_the_image_in_memory(tmp_path, frame, capsys):
+    obs = _write(tmp_path / "obs.fits", frame)
+    assert main(["deconvolve", str(obs), "-o", str(tmp_path / "o.fits"), "--psf", "gaussian:fwhm=5", "--method", "cnn3",
+                 "--stream", "--mask", "DQ"]) == 2
+    assert "in memory only" in capsys.readouterr().err
