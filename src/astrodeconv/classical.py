@@ -33,6 +33,7 @@ into the ``N`` kept pixels; the PSF's transfer function is computed once per cal
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -72,6 +73,8 @@ WIENER_BALANCES = np.logspace(-3, 5, 100)
 RL_MAX_ITER = 100
 #: TV weights of the oracle's coarse grid (a factor sqrt(10) apart); the best is then refined.
 TV_MUS = np.logspace(-4.5, -1.5, 7)
+#: How far ``auto`` widens the Wiener search beyond the oracle's grid when the target lies outside it.
+WIENER_WIDEST = (1e-9, 1e9)
 #: Iterations of each TV solve during selection (the paper's limit).
 TV_NUM_ITER = 100
 #: Discrepancy factors: the target residual per pixel of ``auto`` selection is ``TAU * sigma^2``.
@@ -575,7 +578,9 @@ def wiener_auto(observed: np.ndarray, psf: np.ndarray, sigma: float) -> dict[str
     """The balance whose residual (:func:`wiener_residuals`, half a PSF from the edges) is ``WIENER_TAU sigma^2``.
 
     The residual increases with ``balance``; bisection in ``log(balance)`` within the
-    oracle's range ``[1e-3, 1e5]`` (30 halvings), clamped to the range ends. The plain
+    oracle's range ``[1e-3, 1e5]`` (30 halvings). When the target lies outside it (a frame
+    whose noise is tiny or huge relative to its maximum) the range is widened a decade at a
+    time up to :data:`WIENER_WIDEST`, and a warning says when even that is not enough. The plain
     discrepancy principle (``TAU`` = 1) oversmooths; ``TAU`` = 0.98 comes closer to the
     oracle; lower values meet the residual's floor (the noise beyond the PSF's cut-off
     frequency, which no balance removes) and fail abruptly. The losses against the oracle
@@ -584,10 +589,15 @@ def wiener_auto(observed: np.ndarray, psf: np.ndarray, sigma: float) -> dict[str
     target = WIENER_TAU * sigma**2
     residual = _wiener_residual_function(observed, psf, border=None)
     lo, hi = np.log(WIENER_BALANCES[0]), np.log(WIENER_BALANCES[-1])
-    if target <= residual(np.exp(lo)):
-        return {"balance": float(np.exp(lo))}
-    if target >= residual(np.exp(hi)):
-        return {"balance": float(np.exp(hi))}
+    # beyond the oracle's grid, a decade at a time, when the target lies outside it
+    while target <= residual(np.exp(lo)) and lo > np.log(WIENER_WIDEST[0]):
+        lo, hi = lo - np.log(10.0), lo
+    while target >= residual(np.exp(hi)) and hi < np.log(WIENER_WIDEST[1]):
+        lo, hi = hi, hi + np.log(10.0)
+    for edge, beyond in ((lo, target <= residual(np.exp(lo))), (hi, target >= residual(np.exp(hi)))):
+        if beyond:
+            _at_the_edge("wiener", "balance", float(np.exp(edge)))
+            return {"balance": float(np.exp(edge))}
     for _ in range(30):  # brackets log(balance) to 18.4 / 2^30
         mid = 0.5 * (lo + hi)
         if residual(np.exp(mid)) < target:
@@ -610,7 +620,10 @@ def rl_auto(observed: np.ndarray, psf: np.ndarray, sigma: float) -> dict[str, An
     """
     residuals = np.array([np.mean((blurred - observed) ** 2) for _, blurred in rl_iterates(observed, psf, RL_MAX_ITER)])
     threshold = max(RL_TAU * sigma**2, residuals.min() + RL_FLOOR_MARGIN * sigma**2)
-    return {"num_iter": int(np.argmax(residuals <= threshold)) + 1}
+    num_iter = int(np.argmax(residuals <= threshold)) + 1
+    if num_iter == RL_MAX_ITER and residuals[-1] > RL_TAU * sigma**2 and residuals[-1] < residuals[-2]:
+        _at_the_edge("rl", "num_iter", RL_MAX_ITER)
+    return {"num_iter": num_iter}
 
 
 def tv_auto(observed: np.ndarray, psf: np.ndarray, sigma: float) -> dict[str, Any]:
@@ -634,7 +647,17 @@ def tv_auto(observed: np.ndarray, psf: np.ndarray, sigma: float) -> dict[str, An
         else:
             hi = np.log(mu)
     mu = min(tried, key=lambda m: abs(np.log(tried[m] / target)))
+    low, high = min(tried), max(tried)
+    if (mu == low and tried[mu] > target) or (mu == high and tried[mu] < target):
+        _at_the_edge("tv", "mu", mu)
     return {"mu": mu}
+
+
+def _at_the_edge(method: str, name: str, value: float) -> None:
+    """Say that automatic selection stopped at the end of its search, where the optimum may lie beyond."""
+    warnings.warn(f"{method}: the automatic choice stopped at the end of its search ({name}={value:.3g}); the "
+                  f"discrepancy target lies beyond it: check the noise level, or give --param {name}=...",
+                  UserWarning, stacklevel=3)
 
 
 register("wiener", "Laplacian-regularised Wiener filter (periodic)", defaults={"balance": WIENER_BALANCE},
