@@ -217,7 +217,7 @@ def test_a_model_with_nan_weights_writes_nothing(tmp_path, capsys, good):
     save_model(net, tmp_path / "nan-model", ModelConfig(arch="cnn1", margin=9, psf="gaussian:fwhm=3"))
     out = tmp_path / "out.fits"
     code, err = cli(capsys, "deconvolve", good, "-o", out, *P, "--method", "cnn1", "--model", tmp_path / "nan-model",
-                    "--sigma", "0.01")
+                    "--sigma-relative", "0.01")
     assert_refused(code, err, "NaN")
     assert not out.exists()
 
@@ -339,7 +339,7 @@ def test_an_unreachable_scheduler(tmp_path, capsys, good, monkeypatch):
 
     monkeypatch.setattr(parallel, "CONNECT_TIMEOUT", "2s")
     code, err = cli(capsys, "deconvolve", good, "-o", tmp_path / "out.fits", *P, "--method", "cnn3",
-                    "--scheduler", "tcp://127.0.0.1:9", "--sigma", "0.01")
+                    "--scheduler", "tcp://127.0.0.1:9", "--sigma-relative", "0.01")
     assert_refused(code, err, "scheduler")
 
 
@@ -371,7 +371,7 @@ def test_sigterm_removes_the_temporary_file(tmp_path):
     fits.writeto(big, np.tile(_scene(256), (6, 6)).astype(np.float32))
     out = tmp_path / "out.fits"
     proc = subprocess.Popen([sys.executable, "-m", "astrodeconv.cli", "deconvolve", str(big), "-o", str(out), *P,
-                             "--method", "cnn3", "--stream", "--tile", "64", "--sigma", "0.01"], stderr=subprocess.PIPE,
+                             "--method", "cnn3", "--stream", "--tile", "64", "--sigma-relative", "0.01"], stderr=subprocess.PIPE,
                             text=True)
     deadline = time.monotonic() + 60
     while not list(tmp_path.glob(".out.fits.*.tmp")) and time.monotonic() < deadline and proc.poll() is None:

@@ -108,7 +108,7 @@ def test_cli_scheduler_address_equals_in_memory_run(tmp_path, client):
 
     data = (_image((90, 70)) * 500).astype(np.float32)
     fits.writeto(tmp_path / "obs.fits", data, fits.Header({"ADPSF": "airy-paper"}))
-    common = ["--method", "cnn1", "--select", "none", "--sigma", "0.01"]  # the noise cnn1 was trained for
+    common = ["--method", "cnn1", "--select", "none", "--sigma-relative", "0.01"]  # the noise cnn1 was trained for
     assert main(["deconvolve", str(tmp_path / "obs.fits"), "-o", str(tmp_path / "mem.fits"), *common]) == 0
     assert main(["deconvolve", str(tmp_path / "obs.fits"), "-o", str(tmp_path / "dask.fits"), *common,
                  "--scheduler", client.scheduler.address, "--tile", "32"]) == 0

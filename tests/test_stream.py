@@ -132,7 +132,7 @@ def test_full_disk_and_interrupt_leave_nothing(tmp_path, net, monkeypatch):
 def test_cli_streams_with_flag_and_equals_in_memory_run(tmp_path, capsys):
     data = _image((90, 100), seed=2)
     fits.writeto(tmp_path / "obs.fits", data, fits.Header({"ADPSF": "airy-paper"}))
-    common = ["--method", "cnn1", "--select", "none", "--sigma", "0.01"]  # the noise cnn1 was trained for
+    common = ["--method", "cnn1", "--select", "none", "--sigma-relative", "0.01"]  # the noise cnn1 was trained for
     assert main(["deconvolve", str(tmp_path / "obs.fits"), "-o", str(tmp_path / "mem.fits"), *common]) == 0
     assert main(["deconvolve", str(tmp_path / "obs.fits"), "-o", str(tmp_path / "st.fits"), *common, "--stream",
                  "--tile", "40"]) == 0

@@ -108,8 +108,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="method parameter (repeatable)")
     p.add_argument("--select", choices=("auto", "none", "oracle"), default="auto", help="choose parameters not "
                    "given by --param: auto (discrepancy principle), none (method defaults), oracle (needs --truth)")
-    p.add_argument("--sigma", type=float, help="noise sigma in units of the image's maximum, for the restorers and "
-                   "--select auto (default: the ADSIGMA card, else estimated from the image's finest wavelet details)")
+    p.add_argument("--sigma", type=float, help="noise sigma in the image's units (e.g. ADU), for the restorers and "
+                   "--select auto (default: ADSIGMA, the median of an ERR extension, else estimated from the image)")
+    p.add_argument("--sigma-relative", type=float, metavar="FRACTION", help="the noise sigma as a fraction of the "
+                   "image's maximum instead (the paper's convention: 0.01)")
     p.add_argument("--truth", type=Path, help="clean image for --select oracle")
     p.add_argument("--model", help="network: model folder or paper .h5 file (default: the shipped model)")
     p.add_argument("--tile", type=int, help=f"network: output tile side of one pass, pixels ({DEFAULT_TILE}); "
@@ -235,7 +237,7 @@ def _cmd_deconvolve(args: argparse.Namespace) -> int:
                         params=_parse_params(args.param), select=args.select, sigma=args.sigma, truth=args.truth,
                         model=args.model, tile=args.tile, device=args.device, backend=backend, workers=args.dask,
                         scheduler=args.scheduler, chunk=args.chunk, hdu=_hdu(args.hdu), overwrite=args.overwrite,
-                        saturation=args.saturate, mask=args.mask)
+                        saturation=args.saturate, mask=args.mask, sigma_relative=args.sigma_relative)
     for note in done.notes:
         print(note)
     what = f"({_format_params(done.params)})" if done.how == "in memory" else done.how

@@ -169,6 +169,7 @@ def restore_file(
     overwrite: bool = False,
     saturation: float | None = None,
     mask: str | None = None,
+    sigma_relative: float | None = None,
 ) -> Restoration:
     """Restore a FITS image into a new FITS file, keeping its header and adding provenance.
 
@@ -185,7 +186,11 @@ def restore_file(
     select : {"auto", "oracle", "none"}
         How the tuned parameter is chosen when ``params`` lacks it (in memory only).
     sigma : float, optional
-        Noise standard deviation in units of the image's maximum.
+        Noise standard deviation in the image's own units (what one reads off the sky, e.g. ADU).
+    sigma_relative : float, optional
+        The same as a fraction of the image's maximum (the paper's convention); give one or the
+        other. Default for both: the ``ADSIGMA`` card (image units), the median of an ``ERR``
+        extension, else estimated from the image.
     truth : str or Path, optional
         Clean image for ``select="oracle"``.
     model, tile, device
@@ -212,7 +217,9 @@ def restore_file(
         raise InputError(f"backend must be one of {BACKENDS}, got {backend!r}")
     tile = tile_side(tile, allow_none=True)
     chunk = tile_side(chunk)
-    sigma = _noise_level(sigma)
+    if sigma is not None and sigma_relative is not None:
+        raise InputError("give the noise level once: --sigma (image units) or --sigma-relative (of the maximum)")
+    sigma, sigma_relative = _noise_level(sigma), _noise_level(sigma_relative)
     observed, output = Path(observed), Path(output)
     io.check_output(output, overwrite)
     if backend == "auto":
@@ -220,10 +227,10 @@ def restore_file(
     if backend != "memory" and (mask is not None or saturation is not None):
         raise InputError("--mask and --saturate are applied in memory only; drop --stream/--dask or crop the image")
     if backend == "memory":
-        return _restore_in_memory(observed, output, found, psf_spec, params, select, sigma, truth, model, tile, device,
-                                  hdu, overwrite, saturation, mask)
-    return _restore_by_tiles(observed, output, found, psf_spec, params, sigma, model, tile, device, backend, workers,
-                             scheduler, chunk, hdu, overwrite)
+        return _restore_in_memory(observed, output, found, psf_spec, params, (sigma, sigma_relative), truth, model,
+                                  tile, device, hdu, overwrite, saturation, mask, select)
+    return _restore_by_tiles(observed, output, found, psf_spec, params, (sigma, sigma_relative), model, tile, device,
+                             backend, workers, scheduler, chunk, hdu, overwrite)
 
 
 def _larger_than_memory(path: Path, hdu: int | str | None) -> bool:
@@ -235,10 +242,19 @@ def _larger_than_memory(path: Path, hdu: int | str | None) -> bool:
     return height * width > stream.STREAM_PIXELS
 
 
+def _relative_sigma(given: tuple[float | None, float | None], header: Any, scale: float) -> float | None:
+    """The noise level in units of the maximum ``scale``: given in image units, given relative, or the ADSIGMA card."""
+    sigma, relative = given
+    if relative is not None:
+        return relative
+    sigma = sigma if sigma is not None else _header_sigma(header)
+    return None if sigma is None else sigma / scale
+
+
 def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_spec: str | None,
-                       params: dict[str, Any] | None, select: str, sigma: float | None, truth: str | Path | None,
-                       model: Any, tile: int | None, device: str, hdu: Any, overwrite: bool,
-                       saturation: float | None, mask: str | None) -> Restoration:
+                       params: dict[str, Any] | None, given_sigma: tuple[float | None, float | None],
+                       truth: str | Path | None, model: Any, tile: int | None, device: str, hdu: Any, overwrite: bool,
+                       saturation: float | None, mask: str | None, select: str) -> Restoration:
     frame = io.read_frame(observed, hdu=hdu)
     image, header = frame.data, frame.header
     finite_image(image, f"{observed}: the image")
@@ -261,7 +277,7 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
     if not scale > 0:
         raise InputError(f"{observed}: the maximum pixel value is {scale}; expected a positive maximum")
     y = image / scale
-    sigma = sigma if sigma is not None else _header_sigma(header)
+    sigma = _relative_sigma(given_sigma, header, scale)
     if sigma is None and frame.error is not None:
         sigma = float(np.median(frame.error[~bad & np.isfinite(frame.error)])) / scale
         notes.append(f"noise sigma {sigma * scale:.4g} (the median of the ERR extension; a per-pixel noise map is "
@@ -362,7 +378,8 @@ def _read_truth(truth: str | Path | None, shape: tuple[int, int], scale: float) 
 
 
 def _restore_by_tiles(observed: Path, output: Path, found: methods.Method, psf_spec: str | None,
-                      params: dict[str, Any] | None, sigma: float | None, model: Any, tile: int | None, device: str,
+                      params: dict[str, Any] | None, given_sigma: tuple[float | None, float | None], model: Any,
+                      tile: int | None, device: str,
                       backend: str, workers: int | None, scheduler: str | None, chunk: int, hdu: Any,
                       overwrite: bool) -> Restoration:
     """Restore by tiles from disk (``stream``) or on Dask (``dask``): the method's network, statistics from a sample."""
@@ -379,13 +396,14 @@ def _restore_by_tiles(observed: Path, output: Path, found: methods.Method, psf_s
     params["tile"] = tile_side(params["tile"], allow_none=True)
     scale = 1.0 if "ADSCALE" in header else None
     stats = None
-    if found.takes_sigma:
-        given = _noise_level(params.get("sigma"))
-        stats, scale = _sample_statistics(observed, hdu, scale, given if given is not None else
-                                          sigma if sigma is not None else _header_sigma(header))
-    if found.admits is not None:
+    if found.takes_sigma or found.admits is not None:  # statistics of a central sample, never of a tile
         sample, scale = _central_sample(observed, hdu, scale)
-        found.admits(params, sample, sigma if sigma is not None else _header_sigma(header))
+        sigma = _relative_sigma(given_sigma, header, scale)
+        if found.admits is not None:
+            found.admits(params, sample, sigma)
+        if found.takes_sigma:
+            given = _noise_level(params.get("sigma"))
+            stats = noise_statistics(sample, given if given is not None else sigma)
     network = found.network(params, kernel, stats)
     tile = params["tile"] or DEFAULT_TILE
     options = dict(hdu=hdu, scale=scale, overwrite=overwrite, device=params["device"],
@@ -411,12 +429,6 @@ def _central_sample(path: Path, hdu: Any, scale: float | None) -> tuple[np.ndarr
         r0, c0 = max(0, (height - side) // 2), max(0, (width - side) // 2)
         sample = src.read(r0, min(height, r0 + side), c0, min(width, c0 + side)) / scale
     return fill_bad(sample)[0], scale
-
-
-def _sample_statistics(path: Path, hdu: Any, scale: float | None, sigma: float | None) -> tuple[Any, float]:
-    """Noise statistics of the central ``SAMPLE_SIDE``-square of the image (in units of its maximum), and the scale."""
-    sample, scale = _central_sample(path, hdu, scale)
-    return noise_statistics(sample, sigma), scale
 
 
 def simulate_file(
