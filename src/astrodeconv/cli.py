@@ -132,7 +132,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="cnn3", help="architecture (cnn3, cnn1)")
     p.add_argument("-o", "--output", required=True, type=Path, help="model folder to create")
     p.add_argument("--psf", default="airy-paper", help=PSF_HELP)
-    p.add_argument("--sigma", type=float, default=0.01)
+    p.add_argument("--sigma", type=float, default=0.01, help="noise sigma, a fraction of the images' maximum (0.01)")
     for flag, default in (("--samples", 100_000), ("--val-samples", 50_000), ("--epochs", 30), ("--batch", 50)):
         p.add_argument(flag, type=int, default=default)
     p.add_argument("--optimizer", default="sgd", choices=("sgd", "adam"))
