@@ -155,9 +155,10 @@ def test_missing_output_folder_and_missing_psf_card(tmp_path, capsys, clean_fits
     assert "--psf" in capsys.readouterr().err
 
 
-def test_usage_errors_return_2_without_traceback(capsys):
+def test_usage_errors_return_2_on_one_line(capsys):
     assert main(["deconvolve"]) == 2
-    assert "usage:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("astrodeconv: error: ") and "required" in err and "--help" in err
 
 
 def test_train_then_deconvolve_with_the_trained_model(tmp_path, clean_fits, capsys):

@@ -169,9 +169,7 @@ def test_special_files_as_inputs_never_hang(tmp_path, good, target):
     os.mkfifo(fifo)
     args = ["deconvolve", str(fifo if target == "image" else good), "-o", str(tmp_path / "out.fits"),
             "--method", "wiener", "--psf", str(fifo) if target == "psf" else "gaussian:fwhm=3"]
-    start = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "astrodeconv.cli", *args], capture_output=True, text=True, timeout=60)
-    assert time.monotonic() - start < 60
     assert done.returncode == 2 and "not a regular file" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
 
@@ -376,9 +374,11 @@ def test_sigterm_removes_the_temporary_file(tmp_path):
     deadline = time.monotonic() + 60
     while not list(tmp_path.glob(".out.fits.*.tmp")) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
+    assert list(tmp_path.glob(".out.fits.*.tmp")), "the run never created its temporary file"
     proc.send_signal(signal.SIGTERM)
     err = proc.communicate(timeout=60)[1]
-    assert proc.returncode in (143, 0), err
+    assert proc.returncode == 143, err
+    assert not out.exists()
     assert not list(tmp_path.glob(".out.fits.*")), "the temporary file was left behind"
     assert "Traceback" not in err
 
@@ -501,6 +501,53 @@ def test_command_line_values_restore_or_say_why(tmp_path_factory, capsys, flag, 
     assert code in (0, 2), err
     if _valid(flag, value) is False:
         assert code == 2, f"{flag} {value!r} was accepted"
-    if code == 2 and err.startswith("astrodeconv: error"):
+    if code == 2:
         assert_refused(code, err)
         assert not out.exists()
+
+
+def test_the_noise_level_is_given_in_one_unit_only(tmp_path, capsys, good):
+    code, err = cli(capsys, "deconvolve", good, "-o", tmp_path / "o.fits", *P, "--param", "sigma=10")
+    assert_refused(code, err, "--sigma")
+    code, err = cli(capsys, "deconvolve", good, "-o", tmp_path / "o.fits", *P, "--sigma", "20", "--sigma-relative", "0.01")
+    assert_refused(code, err, "once")
+
+
+def test_a_header_that_declares_a_huge_image_is_refused_before_reading(tmp_path, capsys, good):
+    raw = bytearray(good.read_bytes())
+    at = raw.index(b"NAXIS1  =")
+    raw[at : at + 80] = f"{'NAXIS1':8}= {99999999:>20}".ljust(80).encode()
+    (tmp_path / "huge.fits").write_bytes(bytes(raw))
+    code, err = cli(capsys, "deconvolve", tmp_path / "huge.fits", "-o", tmp_path / "o.fits", *P, "--method", "wiener")
+    assert_refused(code, err)
+
+
+def test_a_damaged_extension_header_gives_one_line(tmp_path, capsys, good):
+    data = fits.getdata(good)
+    dq = fits.ImageHDU(np.zeros(data.shape, np.int16), name="DQ")
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data, name="SCI"), dq]).writeto(tmp_path / "m.fits")
+    raw = bytearray((tmp_path / "m.fits").read_bytes())
+    at = raw.rindex(b"NAXIS   =")
+    raw[at : at + 80] = f"{'NAXIS':8}= {9:>20}".ljust(80).encode()
+    (tmp_path / "bad.fits").write_bytes(bytes(raw))
+    for extra in ([], ["--stream", "--method", "cnn3"]):
+        code, err = cli(capsys, "deconvolve", tmp_path / "bad.fits", "-o", tmp_path / "o.fits", *P, *extra)
+        assert_refused(code, err)
+
+
+def test_tiles_refuse_an_instrument_layout_and_say_what_they_ignore(tmp_path, capsys, good):
+    data = fits.getdata(good)
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data, name="SCI"),
+                  fits.ImageHDU(np.zeros(data.shape, np.int16), name="DQ")]).writeto(tmp_path / "m.fits")
+    code, err = cli(capsys, "deconvolve", tmp_path / "m.fits", "-o", tmp_path / "o.fits", *P, "--stream")
+    assert_refused(code, err, "--hdu SCI")
+    fits.writeto(tmp_path / "sat.fits", data, fits.Header({"SATURATE": float(data.max())}))
+    code, err = cli(capsys, "deconvolve", tmp_path / "sat.fits", "-o", tmp_path / "o.fits", *P, "--stream")
+    assert code == 0 and "SATURATE card is not applied by tiles" in err
+
+
+def test_a_bad_adscale_card_with_oracle_selection(tmp_path, capsys, good):
+    fits.writeto(tmp_path / "s.fits", fits.getdata(good), fits.Header({"ADSCALE": "abc"}))
+    code, err = cli(capsys, "deconvolve", tmp_path / "s.fits", "-o", tmp_path / "o.fits", *P, "--method", "wiener",
+                    "--select", "oracle", "--truth", good)
+    assert_refused(code, err, "ADSCALE")

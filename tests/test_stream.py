@@ -54,7 +54,7 @@ def test_streamed_output_equals_in_memory_prediction(tmp_path, net, tile):
                                  provenance={"method": "cnn3"}, progress=False)
     with fits.open(out) as hdul:
         assert hdul[0].header["CRVAL1"] == 10.5 and hdul[0].header["ADMETHOD"] == "cnn3"
-        assert hdul[0].header["ADSCALE"] == pytest.approx(float(data.max()))
+        assert hdul[0].header["ADNORM"] == pytest.approx(float(data.max()))
         np.testing.assert_allclose(hdul[0].data, _in_memory(data, net), atol=1e-5 * float(data.max()), rtol=0)
 
 

@@ -27,6 +27,13 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised as an interruption so that partial outputs are removed on the way out."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one-line :class:`InputError` s (``--help`` still exits)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise InputError(f"{self.prog}: {message} (see --help)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (0 success, 2 bad input, 130/143 interrupted).
 
@@ -36,8 +43,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse exits on --help (0) and on usage errors (2)
+    except SystemExit as exc:  # --help and --version
         return int(exc.code or 0)
+    except InputError as exc:
+        print(f"astrodeconv: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
     previous = _on_sigterm()
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -48,23 +58,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(f"astrodeconv: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except (OSError, MemoryError, RecursionError) as exc:  # the machine's answer: a full disk, a read-only folder
+        print(f"astrodeconv: error: {type(exc).__name__}: {_one_line(exc) or 'no details'}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as exc:
         print("astrodeconv: interrupted; no output was written under the final name", file=sys.stderr)
         return 143 if isinstance(exc, Terminated) else 130
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in (previous or {}).items():
+            signal.signal(signum, handler)
 
 
-def _on_sigterm() -> Any:
-    """Turn SIGTERM into :class:`Terminated` (main thread only); return the previous handler."""
+def _on_sigterm() -> dict[int, Any] | None:
+    """Turn SIGTERM and SIGHUP into :class:`Terminated` (main thread only); return the previous handlers."""
     if threading.current_thread() is not threading.main_thread():
         return None
 
     def handler(signum: int, frame: Any) -> None:
         raise Terminated()
 
-    return signal.signal(signal.SIGTERM, handler)
+    return {signum: signal.signal(signum, handler) for signum in (signal.SIGTERM, signal.SIGHUP)}
 
 
 def _one_line(message: Any) -> str:
@@ -72,11 +85,11 @@ def _one_line(message: Any) -> str:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="astrodeconv", description="Restore astronomical images: deconvolution with CNNs and classical methods."
     )
     parser.add_argument("--version", action="version", version=f"astrodeconv {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("psf", help="write a model PSF, or one estimated from an image's stars, to FITS")
     p.add_argument("model", nargs="?", help="airy-paper, airy, gaussian, moffat (or a full spec such as airy:fwhm=6.5)")

@@ -23,6 +23,8 @@ from astropy.io import fits
 from . import __version__
 from .errors import InputError
 
+#: What astropy raises for a damaged or strange file (caught by every reader and turned into one line).
+FITS_ERRORS = (OSError, ValueError, TypeError, EOFError, KeyError, AttributeError, IndexError)
 #: The largest image :func:`read_image` loads (pixels; 2 GiB as float64); larger ones are restored by tiles.
 MAX_IMAGE_PIXELS = 2**28
 #: Header keywords written by :func:`write_image` (FITS keywords are at most 8 characters).
@@ -76,8 +78,8 @@ def read_image(path: str | Path, hdu: int | str | None = None) -> tuple[np.ndarr
             raise InputError(f"cannot read {path} as FITS: {str(truncated[0].message).splitlines()[0]}")
     except InputError:
         raise
-    except (OSError, ValueError, TypeError, EOFError, KeyError, AttributeError) as exc:
-        raise InputError(f"cannot read {path} as FITS: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    except FITS_ERRORS as exc:
+        raise InputError(f"cannot read {path} as FITS: {_first_line(exc)}") from None
     if data is None:
         raise InputError(f"{path}: HDU {hdu if hdu is not None else 0} has no image data")
     data = np.asarray(data)
@@ -93,6 +95,20 @@ def read_image(path: str | Path, hdu: int | str | None = None) -> tuple[np.ndarr
                 f"e.g. with astropy: fits.writeto('plane.fits', fits.getdata('{path.name}')[0])"
             )
     return data.astype(np.float64), header
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def hdu_names(path: str | Path) -> list[str]:
+    """The names of a FITS file's HDUs, from their headers."""
+    path = check_input_file(path)
+    try:
+        with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
+            return [h.name for h in hdul]
+    except FITS_ERRORS as exc:
+        raise InputError(f"cannot read {path} as FITS: {_first_line(exc)}") from None
 
 
 def check_input_file(path: str | Path, what: str = "a FITS file") -> Path:
@@ -137,8 +153,8 @@ def read_frame(path: str | Path, hdu: int | str | None = None) -> Frame:
             with fits.open(path, memmap=False) as hdul:
                 names = [h.name for h in hdul]
                 primary = hdul[0].header.copy()
-        except (OSError, ValueError, TypeError, EOFError) as exc:
-            raise InputError(f"cannot read {path} as FITS: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+        except FITS_ERRORS as exc:
+            raise InputError(f"cannot read {path} as FITS: {_first_line(exc)}") from None
         if "SCI" in names:
             data, header = read_image(path, "SCI")
             error = read_image(path, "ERR")[0] if "ERR" in names else None
@@ -151,15 +167,27 @@ def read_frame(path: str | Path, hdu: int | str | None = None) -> Frame:
     return Frame(data, header)
 
 
+def check_axes(header: fits.Header, path: Path) -> None:
+    """Refuse a header whose axis lengths are not non-negative integers (astropy can loop on them)."""
+    naxis = header.get("NAXIS", 0)
+    lengths = [header.get(f"NAXIS{k}") for k in range(1, naxis + 1)] if isinstance(naxis, int) and 0 <= naxis <= 999 \
+        else [naxis]
+    if any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in lengths):
+        raise InputError(f"{path}: the header's axis lengths {lengths} (NAXIS {naxis}) are not non-negative integers")
+
+
 def choose_hdu(hdul: fits.HDUList, hdu: int | str | None, path: Path) -> Any:
     """The HDU ``hdu`` (index or EXTNAME) of an open file, or the first holding image data when ``None``."""
     if hdu is None:
-        for candidate in hdul:
-            if candidate.is_image and candidate.data is not None:
+        for candidate in hdul:  # from the headers: no pixel is read before the size is checked
+            check_axes(candidate.header, path)
+            if candidate.is_image and candidate.header.get("NAXIS", 0) > 0:
                 return candidate
         raise InputError(f"{path}: no HDU holds image data")
     try:
-        return hdul[hdu]
+        chosen = hdul[hdu]
+        check_axes(chosen.header, path)
+        return chosen
     except (KeyError, IndexError):
         names = [h.name for h in hdul]
         raise InputError(f"{path}: no HDU {hdu!r}; it has {len(hdul)} HDUs named {names}") from None

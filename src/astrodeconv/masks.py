@@ -118,8 +118,8 @@ def fill_saturated(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray, ba
 
     A clipped star is not a star: restored as it is, its flat top rings. Each connected
     saturated region (grown by one pixel) gets the model ``a * psf(centred on the region) + b``,
-    ``a`` and ``b`` fitted by least squares to the valid pixels of the ring from 1 to 3 PSF
-    half-widths beyond the region (``bad`` pixels left out). The filled values exceed the
+    ``a`` and ``b`` fitted by least squares to the valid pixels from 1 to ``1 + 2 h`` pixels
+    beyond the region, ``h`` the PSF's half width at half maximum (``bad`` pixels left out). The filled values exceed the
     saturation level, as the star did.
 
     Parameters

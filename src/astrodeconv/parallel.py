@@ -218,7 +218,7 @@ def deconvolve_fits_dask(
     restored = deconvolve_dask(observed, model, tile, boundary=boundary, fill=prep.fill, device=device,
                                check=(prep.peak, prep.scale))
     restored = (restored * np.float32(prep.scale)).astype(np.float32)
-    cards = {**(provenance or {}), "ADSCALE": prep.scale}
+    cards = {**(provenance or {}), "ADNORM": prep.scale}
     with create_output(output_path, shape, header, cards, overwrite) as out:
         job = da.store(restored, out.region, lock=False, compute=False)
         if client is None:

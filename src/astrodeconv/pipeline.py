@@ -23,6 +23,7 @@ images above :data:`astrodeconv.stream.STREAM_PIXELS`. Only methods with a netwo
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,7 @@ def _psf(spec: str | None, header: Any, path: Path, shape: tuple[int, int]) -> t
 
 
 def _noise_level(sigma: Any) -> float | None:
-    """A given noise level: a positive number (units of the image's maximum), or None."""
+    """A given noise level: a positive number (in the units it was given in), or None."""
     if sigma is None:
         return None
     return positive_float(sigma, "sigma (the noise's standard deviation)")
@@ -219,13 +220,17 @@ def restore_file(
     chunk = tile_side(chunk)
     if sigma is not None and sigma_relative is not None:
         raise InputError("give the noise level once: --sigma (image units) or --sigma-relative (of the maximum)")
+    if params and "sigma" in params:
+        raise InputError("give the noise level with --sigma (the image's units) or --sigma-relative (a fraction of "
+                         "its maximum), not --param sigma")
     sigma, sigma_relative = _noise_level(sigma), _noise_level(sigma_relative)
     observed, output = Path(observed), Path(output)
     io.check_output(output, overwrite)
     if backend == "auto":
         backend = "dask" if workers is not None or scheduler else "stream" if _larger_than_memory(observed, hdu) else "memory"
     if backend != "memory" and (mask is not None or saturation is not None):
-        raise InputError("--mask and --saturate are applied in memory only; drop --stream/--dask or crop the image")
+        raise InputError(f"--mask and --saturate are applied in memory only, and {observed} is restored by tiles "
+                         f"({backend}): drop --stream/--dask, or restore a crop")
     if backend == "memory":
         return _restore_in_memory(observed, output, found, psf_spec, params, (sigma, sigma_relative), truth, model,
                                   tile, device, hdu, overwrite, saturation, mask, select)
@@ -284,7 +289,7 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
                      "not used yet)")
     clean = None
     if select == "oracle" and found.tuned is not None and found.tuned not in params:
-        clean = _read_truth(truth, image.shape, float(header.get("ADSCALE", scale)))
+        clean = _read_truth(truth, image.shape, _header_scale(header, scale))
     # A clipped star restored as it is rings: its core is replaced by the PSF fitted to its wings first.
     filled = fill_saturated(y, saturated, kernel, bad=~np.isfinite(y)) if saturated.any() else y
     start = time.perf_counter()
@@ -367,6 +372,13 @@ def psf_from_stars_file(observed: str | Path, output: str | Path, *, saturation:
     return found
 
 
+def _header_scale(header: Any, default: float) -> float:
+    """The ``ADSCALE`` card (the factor ``simulate`` divided the clean image by), checked; ``default`` without it."""
+    if "ADSCALE" not in header:
+        return default
+    return positive_float(header["ADSCALE"], "the ADSCALE card", "number")
+
+
 def _read_truth(truth: str | Path | None, shape: tuple[int, int], scale: float) -> np.ndarray:
     """The clean image for oracle selection, in the observation's units (``simulate`` divided both by ADSCALE)."""
     if truth is None:
@@ -385,6 +397,12 @@ def _restore_by_tiles(observed: Path, output: Path, found: methods.Method, psf_s
     """Restore by tiles from disk (``stream``) or on Dask (``dask``): the method's network, statistics from a sample."""
     with stream.open_source(observed, hdu, allow_gzip=True) as src:
         (height, width), header = src.shape, src.header
+    if hdu is None and "SCI" in io.hdu_names(observed):
+        raise InputError(f"{observed} is a SCI/ERR/DQ file, read as such in memory only; restore its SCI image by "
+                         "tiles with --hdu SCI (its DQ and ERR are then not used)")
+    if saturation_level(header) is not None:
+        warnings.warn(f"{observed}: the SATURATE card is not applied by tiles: saturated stars are restored as "
+                      "recorded (they ring); restore a crop in memory to fill them", UserWarning, stacklevel=2)
     if not found.tileable:
         raise InputError(
             f"{observed} is {height} x {width} px ({height * width / 1e6:.0f} Mpx) and {found.name!r} is a global "
@@ -424,11 +442,11 @@ def _restore_by_tiles(observed: Path, output: Path, found: methods.Method, psf_s
 def _central_sample(path: Path, hdu: Any, scale: float | None) -> tuple[np.ndarray, float]:
     """The central ``SAMPLE_SIDE``-square of the image in units of ``scale`` (default: its maximum), bad pixels filled."""
     with stream.open_source(path, hdu, allow_gzip=True) as src:
-        scale = stream.prepare(src, scale).scale
+        prepared = stream.prepare(src, scale)
         (height, width), side = src.shape, SAMPLE_SIDE
         r0, c0 = max(0, (height - side) // 2), max(0, (width - side) // 2)
-        sample = src.read(r0, min(height, r0 + side), c0, min(width, c0 + side)) / scale
-    return fill_bad(sample)[0], scale
+        sample = src.read(r0, min(height, r0 + side), c0, min(width, c0 + side)) / prepared.scale
+    return fill_bad(sample, prepared.fill)[0], prepared.scale  # the whole image's median, as the tiles get
 
 
 def simulate_file(

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .checks import finite_image, positive_float
+from .checks import finite_image, int_between, positive_float
 from .errors import InputError
+from .psf import MAX_PSF_SIDE
 from .psf import fwhm as measure_fwhm
 from .psf import validate
 
@@ -144,9 +145,9 @@ def estimate_psf(
     from photutils.psf import EPSFBuilder, extract_stars
 
     data = finite_image(image)
-    bad = ~np.isfinite(data) if mask is None else (~np.isfinite(data) | np.asarray(mask, dtype=bool))
     if mask is not None and np.shape(mask) != data.shape:
         raise InputError(f"mask has shape {np.shape(mask)}, the image {data.shape}")
+    bad = ~np.isfinite(data) if mask is None else (~np.isfinite(data) | np.asarray(mask, dtype=bool))
     saturated = bad.copy()
     if saturation is not None:
         saturated |= data >= SATURATION_MARGIN * positive_float(saturation, "saturation level", "number")
@@ -155,7 +156,7 @@ def estimate_psf(
     width = _first_fwhm(sub, bad, std, saturated)
     if size is None:
         size = max(15, 2 * int(np.ceil(4 * width)) + 1)
-    size = int(size) | 1
+    size = int_between(size, "PSF size", 5, MAX_PSF_SIDE) | 1
     half = size // 2
     found = _detect(sub, bad, std, width, THRESHOLD)
     faint = _detect(sub, bad, std, width, 5.0)  # neighbours that spoil a cutout
@@ -167,7 +168,11 @@ def estimate_psf(
         if r - half < 0 or c - half < 0 or r + half >= rows or c + half >= cols:
             rejected["near the edge"] += 1
             continue
-        if saturated[r - half : r + half + 1, c - half : c + half + 1].any():
+        cutout = (slice(r - half, r + half + 1), slice(c - half, c + half + 1))
+        near_core = np.hypot(*np.ogrid[-half : half + 1, -half : half + 1]) <= max(width, 1.5)
+        # a bad pixel in the wings is masked in the cutout; one at the core, or many near it, spoil the star
+        if (saturation is not None and np.nan_to_num(data[cutout]).max() >= SATURATION_MARGIN * saturation) or \
+                bad[r, c] or bad[cutout][near_core].mean() > 0.1:
             rejected["saturated or bad pixels"] += 1
             continue
         near = np.hypot(faint[:, 0] - x, faint[:, 1] - y)

@@ -44,7 +44,7 @@ from astropy.io import fits
 
 from .errors import InputError
 from .checks import DEFAULT_TILE, network_margin, tile_side
-from .io import check_input_file, check_output, choose_hdu, output_hdu, publish, temporary_beside
+from .io import FITS_ERRORS, check_input_file, check_output, choose_hdu, output_hdu, publish, temporary_beside
 from .masks import check_result, fill_bad, restore_bad
 
 __all__ = ["STREAM_PIXELS", "FitsRegion", "ImageSource", "create_output", "deconvolve_fits", "image_shape", "open_source"]
@@ -91,7 +91,8 @@ class ImageSource:
             out[raw == blank] = np.nan
         bscale, bzero = float(self.header.get("BSCALE", 1.0)), float(self.header.get("BZERO", 0.0))
         if bscale != 1.0 or bzero != 0.0:
-            out = out * bscale + bzero
+            with np.errstate(over="ignore", invalid="ignore"):  # an absurd BSCALE gives inf: bad pixels, refused later
+                out = out * bscale + bzero
         return out
 
 
@@ -121,12 +122,12 @@ def open_source(path: str | Path, hdu: int | str | None = None, allow_gzip: bool
         )
     try:
         hdul = fits.open(path, memmap=False, lazy_load_hdus=True, do_not_scale_image_data=True)
-    except (OSError, ValueError, TypeError, EOFError) as exc:
+    except FITS_ERRORS as exc:
         raise InputError(f"cannot read {path} as FITS: {exc}") from None
     try:
         try:
             if hdu is None:
-                chosen = next((h for h in hdul if h.is_image and h.header.get("NAXIS", 0) > 0), None)
+                chosen = choose_hdu(hdul, None, path)
                 if chosen is None:
                     raise InputError(f"{path}: no HDU holds image data")
             else:
@@ -134,9 +135,9 @@ def open_source(path: str | Path, hdu: int | str | None = None, allow_gzip: bool
             if not chosen.is_image:
                 raise InputError(f"{path}: HDU {hdu!r} is a {type(chosen).__name__}, not an image")
             shape = tuple(int(n) for n in chosen.shape)
-        except (OSError, ValueError, TypeError, EOFError) as exc:
-            if isinstance(exc, InputError):
-                raise
+        except InputError:
+            raise
+        except FITS_ERRORS as exc:
             raise InputError(f"cannot read {path} as FITS: {exc}") from None
         if len(shape) < 2 or any(n != 1 for n in shape[:-2]):
             raise InputError(f"{path}: image must be 2-D, got shape {shape}; pick one plane first")
@@ -146,7 +147,11 @@ def open_source(path: str | Path, hdu: int | str | None = None, allow_gzip: bool
             if not isinstance(chosen.header.get(card, 1.0), (int, float)) or isinstance(chosen.header.get(card), bool):
                 raise InputError(f"{path}: the {card} card is {chosen.header.get(card)!r}; expected a number")
         if not gzipped:
-            end = hdul.fileinfo(hdul.index(chosen))["datLoc"] + abs(chosen.header["BITPIX"]) // 8 * int(np.prod(shape))
+            try:
+                start = hdul.fileinfo(hdul.index(chosen))["datLoc"]
+            except FITS_ERRORS as exc:
+                raise InputError(f"cannot read {path} as FITS: {exc}") from None
+            end = start + abs(chosen.header["BITPIX"]) // 8 * int(np.prod(shape))
             size = path.stat().st_size
             if end > size:
                 raise InputError(f"{path} is truncated: its header declares data up to byte {end}, the file has "
@@ -367,7 +372,8 @@ def deconvolve_fits(
         The network sees ``pixels / scale`` and the output is multiplied back by it;
         ``None``: the maximum finite pixel (the command line's rule).
     provenance : dict, optional
-        Extra cards, as for :func:`astrodeconv.io.write_image`; ``ADSCALE`` is added.
+        Extra cards, as for :func:`astrodeconv.io.write_image`; ``ADNORM`` (the divisor the
+        network's input was normalised by) is added.
     overwrite : bool
         Replace an existing ``output_path``.
     boundary : str
@@ -402,7 +408,7 @@ def deconvolve_fits(
     with open_source(input_path, hdu) as src:
         prep = prepare(src, scale)
         H, W = src.shape
-        cards = {**(provenance or {}), "ADSCALE": prep.scale}
+        cards = {**(provenance or {}), "ADNORM": prep.scale}
         origins = [(r, c) for r in tile_origins(H, min(tile, H)) for c in tile_origins(W, min(tile, W))]
         with create_output(output_path, src.shape, src.header, cards, overwrite) as out:
             for r, c in tqdm(origins, desc="tiles", unit="tile", disable=not progress):
