@@ -61,7 +61,17 @@ def positive_int(value: Any, name: str) -> int:
 
 #: Largest network a model folder may describe: channels per layer, kernel side, layers (a bigger
 #: config is refused before its weights are allocated).
-MAX_CHANNELS, MAX_KERNEL, MAX_DEPTH = 1024, 257, 128
+MAX_CHANNELS, MAX_KERNEL, MAX_DEPTH = 256, 129, 64
+#: Most weights a network may have (80 MB as float32).
+MAX_WEIGHTS = 20_000_000
+
+
+def weights_within(count: int, what: str) -> int:
+    """``count`` weights of network ``what``, refused beyond :data:`MAX_WEIGHTS` before anything is allocated."""
+    if count > MAX_WEIGHTS:
+        raise InputError(f"{what} would have {count:,} weights, more than the limit of {MAX_WEIGHTS:,}; "
+                         "a model folder with such a config is refused")
+    return count
 
 
 def int_between(value: Any, name: str, minimum: int, maximum: int) -> int:

@@ -351,6 +351,7 @@ def _provenance_cards(provenance: dict[str, Any]) -> dict[str, tuple[Any, str]]:
         if not isinstance(value, (str, int, float, bool)):
             value = str(value)
         if isinstance(value, str) and not all(" " <= ch <= "~" for ch in value):
-            raise InputError(f"provenance value of {name!r} holds characters FITS cannot store: {value!r}")
+            value = value.encode("ascii", "backslashreplace").decode("ascii")  # e.g. a path with accents: kept, escaped
+            value = "".join(ch if " " <= ch <= "~" else f"\\x{ord(ch):02x}" for ch in value)
         cards[key] = (value, PROVENANCE_KEYS.get(key, name))
     return cards

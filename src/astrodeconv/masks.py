@@ -72,16 +72,19 @@ def restore_bad(estimate: np.ndarray, bad: np.ndarray) -> np.ndarray:
 #: A restored pixel beyond this many times the input's largest absolute value is not a
 #: restoration but a numerical failure (a wrong noise level, a diverged model).
 RESULT_LIMIT = 1000.0
-#: Largest magnitude a float32 output can hold.
-FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: Largest and smallest normal magnitudes a float32 output can hold.
+FLOAT32_MAX, FLOAT32_TINY = float(np.finfo(np.float32).max), float(np.finfo(np.float32).tiny)
 
 
-def check_result(estimate: np.ndarray, bad: np.ndarray, peak: float, scale: float | None = None) -> np.ndarray:
+def check_result(estimate: np.ndarray, bad: np.ndarray, peak: float, scale: float | None = None,
+                 low: float | None = None, high: float | None = None) -> np.ndarray:
     """Refuse a result that is not a restoration, before anything is written or returned.
 
     Every pixel outside the mask ``bad`` must be finite, within ``RESULT_LIMIT * peak`` in
     magnitude (``peak``: the input's largest absolute value, same units), and, when ``scale``
-    is given (the factor to the output file's units), representable as float32.
+    is given (the factor to the output file's units), representable as float32. A constant
+    result is refused, and so is one whose median lies beyond half the input's range
+    ``[low, high]`` from it (a restoration keeps the background where it was).
 
     Examples
     --------
@@ -98,6 +101,17 @@ def check_result(estimate: np.ndarray, bad: np.ndarray, peak: float, scale: floa
     if largest > RESULT_LIMIT * peak:
         raise InputError(f"the restoration reached {largest:.3g}, more than {RESULT_LIMIT:g} times the input's largest "
                          f"value {peak:.3g}: a wrong noise level or parameter; nothing was written")
+    if values.size > 1 and values.max() == values.min():
+        raise InputError(f"the restoration is constant ({values.max():.3g} everywhere): a broken model or an absurd "
+                         "parameter; nothing was written")
+    if low is not None and high is not None:
+        median, reach = float(np.median(values)), 0.5 * (high - low)
+        if not low - reach <= median <= high + reach:
+            raise InputError(f"the restoration's median {median:.3g} lies far outside the input's range [{low:.3g}, "
+                             f"{high:.3g}]: a wrong noise level or parameter; nothing was written")
+    if scale is not None and 0 < largest * abs(scale) < FLOAT32_TINY:
+        raise InputError(f"the restored values ({largest * abs(scale):.3g}) are below what a float32 FITS image holds; "
+                         "rescale the input")
     if scale is not None and largest * abs(scale) > FLOAT32_MAX:
         raise InputError(f"the restored values ({largest * abs(scale):.3g}) exceed what a float32 FITS image holds; "
                          "rescale the input")

@@ -18,14 +18,15 @@ Dask is an optional dependency (``pip install "astrodeconv[dask]"``), imported h
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
-from .errors import InputError
 from .checks import DEFAULT_CHUNK, network_margin, tile_side
+from .errors import InputError
 from .masks import check_result, fill_bad, restore_bad
 from .stream import create_output, open_source, prepare
 
@@ -262,8 +263,9 @@ def cluster_client(workers: int | None = None, address: str | None = None) -> It
         with client:
             yield client
         return
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise InputError(f"--dask needs a positive number of workers, got {workers!r}")
+    most = 4 * (os.cpu_count() or 1)
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= most:
+        raise InputError(f"--dask needs 1 to {most} workers (4 per core here), got {workers!r}")
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster, Client(cluster) as client:
         yield client

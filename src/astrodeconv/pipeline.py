@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from . import io, methods, psf, selection, stream
-from .checks import DEFAULT_CHUNK, DEFAULT_TILE, finite_image, positive_float, tile_side
+from .checks import DEFAULT_CHUNK, DEFAULT_TILE, finite_image, nonnegative_float, positive_float, tile_side
 from .errors import InputError
 from .forward import normalise, observe
 from .masks import check_result, fill_bad, fill_saturated, saturated_pixels
@@ -43,6 +43,10 @@ __all__ = ["BACKENDS", "PSF_HELP", "STARS", "Restoration", "psf_from_stars_file"
 BACKENDS = ("auto", "memory", "stream", "dask")
 PSF_HELP = ("PSF: airy-paper, airy:fwhm=6.5, gaussian:fwhm=4, moffat:fwhm=5,beta=3, a FITS file, or stars "
             "(estimated from the image's stars)")
+#: Smallest tile or chunk side accepted from the command line, pixels.
+MIN_TILE = 16
+#: Noise levels accepted, as fractions of the image's maximum.
+RELATIVE_SIGMA = (1e-9, 10.0)
 #: Side of the central square whose statistics (noise level, signal-to-noise ratio) a tiled run uses.
 SAMPLE_SIDE = 2048
 
@@ -218,6 +222,10 @@ def restore_file(
         raise InputError(f"backend must be one of {BACKENDS}, got {backend!r}")
     tile = tile_side(tile, allow_none=True)
     chunk = tile_side(chunk)
+    for name, side in (("--tile", tile), ("--chunk", chunk)):
+        if side is not None and side < MIN_TILE:
+            raise InputError(f"{name} {side} px is below {MIN_TILE} px: each tile also computes the network's margin "
+                             "on every side, so smaller tiles multiply the work; give a larger tile")
     if sigma is not None and sigma_relative is not None:
         raise InputError("give the noise level once: --sigma (image units) or --sigma-relative (of the maximum)")
     if params and "sigma" in params:
@@ -250,10 +258,14 @@ def _larger_than_memory(path: Path, hdu: int | str | None) -> bool:
 def _relative_sigma(given: tuple[float | None, float | None], header: Any, scale: float) -> float | None:
     """The noise level in units of the maximum ``scale``: given in image units, given relative, or the ADSIGMA card."""
     sigma, relative = given
-    if relative is not None:
-        return relative
-    sigma = sigma if sigma is not None else _header_sigma(header)
-    return None if sigma is None else sigma / scale
+    if relative is None:
+        sigma = sigma if sigma is not None else _header_sigma(header)
+        relative = None if sigma is None else sigma / scale
+    if relative is not None and not RELATIVE_SIGMA[0] <= relative <= RELATIVE_SIGMA[1]:
+        raise InputError(f"a noise sigma of {relative:.3g} times the image's maximum is not a noise level (expected "
+                         f"{RELATIVE_SIGMA[0]:g} to {RELATIVE_SIGMA[1]:g}); check --sigma (the image's units) or "
+                         "--sigma-relative")
+    return relative
 
 
 def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_spec: str | None,
@@ -295,7 +307,8 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
     start = time.perf_counter()
     estimate, params = restore_array(filled, kernel, found.name, params, select=select, sigma=sigma, truth=clean)
     seconds = time.perf_counter() - start
-    check_result(estimate, ~np.isfinite(y), float(np.max(np.abs(filled[np.isfinite(filled)]))), scale)
+    finite = filled[np.isfinite(filled)]
+    check_result(estimate, ~np.isfinite(y), float(np.max(np.abs(finite))), scale, float(finite.min()), float(finite.max()))
     if bad.any() or saturated.any():
         extensions["MASK"] = ((bad * BAD_FLAG | saturated * SATURATED_FLAG).astype(np.uint8),
                               {"ADMASK": "1 = bad pixel (NaN in the image), 2 = saturated (restored from a PSF fit)"})
@@ -468,6 +481,11 @@ def simulate_file(
     without photon noise, else ``ADGAIN``). Returns the image's shape.
     """
     io.check_output(output, overwrite)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InputError(f"seed must be a non-negative integer, got {seed!r}")
+    sigma = nonnegative_float(sigma, "--sigma (the noise, a fraction of the maximum)")
+    if sigma > RELATIVE_SIGMA[1]:
+        raise InputError(f"--sigma {sigma:g} is more than {RELATIVE_SIGMA[1]:g} times the image's maximum")
     image, header = io.read_image(clean, hdu=hdu)
     finite_image(image, f"{clean}: the image")
     kernel = psf.parse_spec(psf_spec, max_side=min(image.shape))

@@ -198,6 +198,9 @@ def _checked_sizes(sizes: Sequence[int], side: int) -> tuple[int, ...]:
         checked = tuple(operator.index(n) for n in sizes)
     except TypeError:
         raise InputError(f"--sizes must be whole numbers of pixels, got {list(sizes)}") from None
+    large = [n for n in checked if n > 16384]
+    if large:
+        raise InputError(f"--sizes {large} are too large: at most 16384 pixels per side (2 GiB per float64 image)")
     small = [n for n in checked if n < side]
     if small:
         raise InputError(f"--sizes {small} are too small: expected image sides of at least {side} pixels "

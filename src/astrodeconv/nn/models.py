@@ -25,7 +25,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ..checks import MAX_CHANNELS, MAX_KERNEL, int_between
+from ..checks import MAX_CHANNELS, MAX_KERNEL, int_between, weights_within
 from ..errors import InputError
 
 __all__ = ["CNN1", "CNN3", "create_model", "list_models", "model_info", "register_model"]
@@ -164,8 +164,11 @@ class CNN3(nn.Sequential):
     """
 
     def __init__(self, channels: tuple[int, int] = (64, 16), kernels: tuple[int, int, int] = (10, 6, 5)) -> None:
+        if len(channels) != 2 or len(kernels) != 3:
+            raise InputError(f"cnn3 needs 2 channel counts and 3 kernel sides, got {channels!r} and {kernels!r}")
         c1, c2 = (int_between(c, "cnn3 channels", 1, MAX_CHANNELS) for c in channels)
         k1, k2, k3 = (int_between(k, "cnn3 kernels", 1, MAX_KERNEL) for k in kernels)
+        weights_within(c1 * k1**2 + c1 * c2 * k2**2 + c2 * k3**2, "cnn3")
         super().__init__(
             nn.Conv2d(1, c1, k1),
             nn.ReLU(inplace=True),

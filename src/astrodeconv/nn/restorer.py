@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checks import MAX_CHANNELS, MAX_DEPTH, MAX_KERNEL, int_between
+from ..checks import MAX_CHANNELS, MAX_DEPTH, MAX_KERNEL, int_between, weights_within
 from ..errors import InputError
 from ..noise import NoiseStatistics, noise_statistics, normalise_noise, signal_to_noise
 from ..operators import laplacian_kernel, psf_otf
@@ -157,8 +157,13 @@ class Restorer(nn.Module):
         features = int_between(features, "restorer features", 1, MAX_CHANNELS)
         depth = int_between(depth, "restorer depth", 2, MAX_DEPTH)
         kernel = int_between(kernel, "restorer kernel", 3, MAX_KERNEL)
-        if len(balances) > MAX_CHANNELS:
-            raise InputError(f"restorer has {len(balances)} bank balances; at most {MAX_CHANNELS}")
+        if isinstance(balances, (str, bytes)) or len(balances) > MAX_CHANNELS:
+            raise InputError(f"restorer balances must be a list of at most {MAX_CHANNELS} positive numbers, got {balances!r}")
+        try:
+            balances = [float(b) for b in balances]
+        except (TypeError, ValueError):
+            raise InputError(f"restorer balances must be positive numbers, got {balances!r}") from None
+        weights_within(9 * features**2 * depth + len(balances) * kernel**2, "restorer")
         if kernel % 2 == 0:
             raise InputError(f"restorer kernel must be an odd number of pixels >= 3, got {kernel}")
         if reference_snr is not None and not (np.isfinite(reference_snr) and reference_snr > 0):

@@ -268,6 +268,10 @@ def _weighted_mse(out: Any, target: Any, weights: Any) -> Any:
 def _save_best(model: Any, best_state: dict[str, Any], out: Path, config: ModelConfig, meta: dict[str, Any]) -> None:
     import copy
 
+    import torch
+
     best = copy.deepcopy(model)
     best.load_state_dict(best_state)
+    if not all(bool(torch.isfinite(p).all()) for p in best.state_dict().values() if p.is_floating_point()):
+        raise InputError(f"training left non-finite weights; no model was written to {out}: lower the learning rate")
     save_model(best, out, config, meta)

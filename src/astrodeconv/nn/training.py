@@ -434,6 +434,8 @@ def train(
                 write_history(out / HISTORY_FILE, history)
 
     model.load_state_dict(best_state)
+    if not all(bool(torch.isfinite(p).all()) for p in model.state_dict().values() if p.is_floating_point()):
+        raise InputError(f"training left non-finite weights (lr={cfg.lr}); no model was written: lower the learning rate")
     digests = ctx.gather(weights_digest(model))
     if len(set(digests)) > 1:
         ctx.close()
