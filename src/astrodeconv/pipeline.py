@@ -76,10 +76,15 @@ def _method_params(method: methods.Method, params: dict[str, Any] | None, model:
     return params
 
 
+def _positive_card(header: Any, key: str) -> float | None:
+    """The card ``key`` if it holds a positive number, else None (a card is the header's word: unusable ones are ignored)."""
+    value = header.get(key)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
+
+
 def _header_sigma(header: Any) -> float | None:
     """The ``ADSIGMA`` card if it is a usable noise level (a noiseless simulation has 0: estimate instead)."""
-    value = header.get("ADSIGMA")
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
+    return _positive_card(header, "ADSIGMA")
 
 
 #: The PSF spec that asks for the PSF to be estimated from the image's own stars.
@@ -362,8 +367,7 @@ def saturation_level(header: Any, saturation: float | None = None) -> float | No
     """The saturation level: given, else the ``SATURATE`` card (a positive number), else None."""
     if saturation is not None:
         return positive_float(saturation, "--saturate (the saturation level)")
-    card = header.get("SATURATE")
-    return float(card) if isinstance(card, (int, float)) and not isinstance(card, bool) and card > 0 else None
+    return _positive_card(header, "SATURATE")
 
 
 def star_psf(image: np.ndarray, header: Any, saturation: float | None = None) -> Any:
