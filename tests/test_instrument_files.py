@@ -38,7 +38,7 @@ def _saturated_stars(frame):
 def test_saturated_stars_do_not_ring(tmp_path, frame, capsys, how):
     obs = _write(tmp_path / "obs.fits", frame, cards=how == "card")
     fits.writeto(tmp_path / "psf.fits", frame.psf)
-    common = ["--psf", str(tmp_path / "psf.fits"), "--method", "wiener"]
+    common = ["--psf", str(tmp_path / "psf.fits"), "--method", "rl"]
     flag = [] if how == "card" else ["--saturate", str(frame.detector.saturate)]
     assert main(["deconvolve", str(obs), "-o", str(tmp_path / "out.fits"), *common, *flag]) == 0
     assert "saturated pixels" in capsys.readouterr().out
@@ -102,3 +102,59 @@ def test_masks_need_the_image_in_memory(tmp_path, frame, capsys):
     assert main(["deconvolve", str(obs), "-o", str(tmp_path / "o.fits"), "--psf", "gaussian:fwhm=5", "--method", "cnn3",
                  "--stream", "--mask", "DQ"]) == 2
     assert "in memory only" in capsys.readouterr().err
+
+
+def test_saturated_stars_keep_their_flux(tmp_path, frame):
+    obs = _write(tmp_path / "obs.fits", frame)
+    fits.writeto(tmp_path / "psf.fits", frame.psf)
+    assert main(["deconvolve", str(obs), "-o", str(tmp_path / "out.fits"), "--psf", str(tmp_path / "psf.fits"),
+                 "--method", "rl"]) == 0
+    restored = frame.electrons(fits.getdata(tmp_path / "out.fits"))
+    yy, xx = np.indices(restored.shape)
+    for star in _saturated_stars(frame):
+        inside = np.hypot(xx - star[0], yy - star[1]) < 3 * fwhm(frame.psf)
+        assert abs(restored[inside].sum() / frame.truth[inside].sum() - 1) < 0.03
+        assert ring_depth(restored, star, fwhm(frame.psf)) <= ring_depth(frame.electrons(frame.adu), star,
+                                                                         fwhm(frame.psf)) + 0.01
+
+
+def _params(path):
+    import json
+
+    return json.loads(fits.getheader(path)["ADPARAMS"])
+
+
+def test_gain_adds_photon_noise_to_the_data_fit(tmp_path, frame, capsys):
+    import re
+
+    fits.writeto(tmp_path / "psf.fits", frame.psf)
+    cards = {k: v for k, v in frame.header_cards().items() if k != "GAIN"}
+    fits.writeto(tmp_path / "plain.fits", frame.adu, fits.Header(cards))
+    fits.writeto(tmp_path / "gain.fits", frame.adu, fits.Header({**cards, "GAIN": frame.detector.gain}))
+    common = ["--psf", str(tmp_path / "psf.fits"), "--method", "wiener", "--sigma", "16"]
+    runs = {"plain": ["plain.fits"], "card": ["gain.fits"], "flag": ["plain.fits", "--gain", str(frame.detector.gain)]}
+    adu = frame.adu.astype(np.float64)
+    expected = np.sqrt(16.0**2 + np.mean(np.maximum(adu - np.median(adu), 0)) / frame.detector.gain)
+    for name, (src, *extra) in runs.items():
+        assert main(["deconvolve", str(tmp_path / src), "-o", str(tmp_path / f"{name}.out.fits"), *common, *extra]) == 0
+        found = re.search(r"photon noise at gain 2 e-/unit over a sky noise of 16: the data fit matches a mean noise "
+                          r"of ([0-9.]+)", capsys.readouterr().out)
+        assert (found is None) == (name == "plain")
+        if found:  # the stars' photon noise, over the sky's, is what the data fit matches
+            assert abs(float(found.group(1)) / expected - 1) < 1e-3 and expected > 16.5
+
+
+def test_read_noise_is_the_least_noise(tmp_path, frame, capsys):
+    fits.writeto(tmp_path / "psf.fits", frame.psf)
+    fits.writeto(tmp_path / "obs.fits", frame.adu, fits.Header({"GAIN": 2.0, "RDNOISE": 200.0}))
+    assert main(["deconvolve", str(tmp_path / "obs.fits"), "-o", str(tmp_path / "o.fits"), "--psf",
+                 str(tmp_path / "psf.fits"), "--method", "restorer-universal"]) == 0
+    assert "below the read noise" in capsys.readouterr().out
+    assert abs(_params(tmp_path / "o.fits")["sigma"] * frame.adu.max() - 100.0) < 0.1  # 200 e- at 2 e-/ADU
+    fits.writeto(tmp_path / "low.fits", frame.adu, fits.Header({"GAIN": 2.0}))
+    assert main(["deconvolve", str(tmp_path / "low.fits"), "-o", str(tmp_path / "p.fits"), "--psf",
+                 str(tmp_path / "psf.fits"), "--method", "restorer-universal", "--read-noise", "200"]) == 0
+    assert _params(tmp_path / "p.fits")["sigma"] == _params(tmp_path / "o.fits")["sigma"]
+    assert main(["deconvolve", str(tmp_path / "low.fits"), "-o", str(tmp_path / "q.fits"), "--psf",
+                 str(tmp_path / "psf.fits"), "--gain", "-1"]) == 2
+    assert "--gain" in capsys.readouterr().err

@@ -136,7 +136,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", metavar="ADDRESS", help="network: run on an existing Dask cluster (tcp://host:8786)")
     p.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help=f"Dask: chunk side, pixels ({DEFAULT_CHUNK})")
     p.add_argument("--saturate", type=float, help="saturation level, image units (default: the SATURATE card): "
-                   "saturated cores are filled with the PSF fitted to their wings before restoring")
+                   "saturated stars are fitted by the PSF on their wings, restored as points")
+    p.add_argument("--gain", type=float, help="electrons per image unit (default: GAIN): photon noise over the sky's")
+    p.add_argument("--read-noise", type=float, metavar="E", help="read noise, electrons (default: RDNOISE): the "
+                   "least the sky's noise can be")
     p.add_argument("--mask", metavar="FILE|HDU", help="bad pixels, non-zero = bad (default: a DQ extension)")
     p.set_defaults(func=_cmd_deconvolve)
 
@@ -250,7 +253,8 @@ def _cmd_deconvolve(args: argparse.Namespace) -> int:
                         params=_parse_params(args.param), select=args.select, sigma=args.sigma, truth=args.truth,
                         model=args.model, tile=args.tile, device=args.device, backend=backend, workers=args.dask,
                         scheduler=args.scheduler, chunk=args.chunk, hdu=_hdu(args.hdu), overwrite=args.overwrite,
-                        saturation=args.saturate, mask=args.mask, sigma_relative=args.sigma_relative)
+                        saturation=args.saturate, mask=args.mask, sigma_relative=args.sigma_relative,
+                        gain=args.gain, read_noise=args.read_noise)
     for note in done.notes:
         print(note)
     what = f"({_format_params(done.params)})" if done.how == "in memory" else done.how

@@ -8,11 +8,14 @@ and it is NaN again in the result.
 
 from __future__ import annotations
 
+from typing import NamedTuple, Sequence
+
 import numpy as np
 
 from .errors import InputError
 
-__all__ = ["fill_bad", "finite_median", "restore_bad"]
+__all__ = ["SaturatedStar", "check_result", "fill_bad", "fill_saturated", "finite_median", "fit_saturated", "point_image",
+           "restore_bad", "saturated_pixels", "star_image", "subtract_saturated"]
 
 
 def finite_median(image: np.ndarray) -> float:
@@ -127,14 +130,104 @@ def saturated_pixels(image: np.ndarray, level: float | None) -> np.ndarray:
         return np.isfinite(image) & (image >= level)
 
 
+class SaturatedStar(NamedTuple):
+    """A saturated star as fitted to its wings: centre (pixels), flux and local background (image units)."""
+
+    y: float
+    x: float
+    flux: float
+    background: float
+    region: int  # label of its (grown) saturated region in :func:`fit_saturated`'s labelling
+
+
+def _half_width(psf: np.ndarray) -> int:
+    """About the PSF's half width at half maximum, pixels (at least 2)."""
+    return max(2, int(np.ceil(np.sqrt(np.count_nonzero(psf >= 0.5 * psf.max()) / np.pi))))
+
+
+def _shifted_psf(psf: np.ndarray, y: float, x: float, shape: tuple[int, int]) -> tuple[tuple[slice, slice], np.ndarray]:
+    """The PSF moved so that its origin lies on ``(y, x)``: the frame's slices it covers and its values there."""
+    from scipy import ndimage
+
+    oy, ox = (psf.shape[0] - 1) // 2, (psf.shape[1] - 1) // 2
+    iy, ix = int(np.floor(y)), int(np.floor(x))
+    moved = ndimage.shift(psf, (y - iy, x - ix), order=3, mode="constant")
+    r0, c0 = iy - oy, ix - ox
+    rows = slice(max(0, r0), min(shape[0], r0 + psf.shape[0]))
+    cols = slice(max(0, c0), min(shape[1], c0 + psf.shape[1]))
+    if rows.start >= rows.stop or cols.start >= cols.stop:
+        return (slice(0, 0), slice(0, 0)), np.zeros((0, 0))
+    return (rows, cols), moved[rows.start - r0 : rows.stop - r0, cols.start - c0 : cols.stop - c0]
+
+
+def fit_saturated(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray,
+                  bad: np.ndarray | None = None) -> tuple[list[SaturatedStar], np.ndarray]:
+    """Fit ``flux * psf(centred on the region) + background`` to the wings of each saturated region.
+
+    Each connected saturated region (grown by one pixel) is one star; ``flux`` and
+    ``background`` are the least-squares fit to the valid pixels from 1 to ``1 + 2 h`` pixels
+    beyond the region, ``h`` the PSF's half width at half maximum (``bad`` and non-finite
+    pixels left out). Regions too small a fit or with a non-positive flux are left out.
+
+    Returns
+    -------
+    stars : list of SaturatedStar
+    labels : ndarray of int, shape (H, W)
+        The grown regions (``SaturatedStar.region`` is the label of each star's).
+    """
+    from scipy import ndimage
+
+    image = np.asarray(image, dtype=np.float64)
+    psf = np.asarray(psf, dtype=np.float64)
+    invalid = ~np.isfinite(image) | (np.zeros(image.shape, bool) if bad is None else np.asarray(bad, dtype=bool))
+    labels, _ = ndimage.label(ndimage.binary_dilation(saturated, iterations=1))
+    half = _half_width(psf)
+    stars = []
+    for index, region in enumerate(ndimage.find_objects(labels), start=1):
+        inside = labels[region] == index
+        cy, cx = ndimage.center_of_mass(inside)
+        cy, cx = cy + region[0].start, cx + region[1].start
+        (rows, cols), model = _shifted_psf(psf, cy, cx, image.shape)
+        distance = ndimage.distance_transform_edt(labels[rows, cols] != index)
+        fit = (distance >= 1) & (distance <= 1 + 2 * half) & ~invalid[rows, cols] & ~saturated[rows, cols]
+        if np.count_nonzero(fit) < 3:
+            continue
+        design = np.column_stack([model[fit], np.ones(np.count_nonzero(fit))])
+        (flux, offset), *_ = np.linalg.lstsq(design, image[rows, cols][fit], rcond=None)
+        if flux > 0:
+            stars.append(SaturatedStar(float(cy), float(cx), float(flux), float(offset), index))
+    return stars, labels
+
+
+def star_image(shape: tuple[int, int], stars: Sequence[SaturatedStar], psf: np.ndarray) -> np.ndarray:
+    """``sum(star.flux * psf centred on the star)``, shape ``shape``: the light of ``stars`` as observed."""
+    out = np.zeros(shape)
+    psf = np.asarray(psf, dtype=np.float64)
+    for star in stars:
+        where, values = _shifted_psf(psf, star.y, star.x, shape)
+        out[where] += star.flux * values
+    return out
+
+
+def point_image(shape: tuple[int, int], stars: Sequence[SaturatedStar]) -> np.ndarray:
+    """The stars restored: each one's flux shared bilinearly by the four pixels around its centre."""
+    out = np.zeros(shape)
+    for star in stars:
+        iy, ix = int(np.floor(star.y)), int(np.floor(star.x))
+        fy, fx = star.y - iy, star.x - ix
+        for dy, dx, weight in ((0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx), (1, 0, fy * (1 - fx)),
+                               (1, 1, fy * fx)):
+            if 0 <= iy + dy < shape[0] and 0 <= ix + dx < shape[1]:
+                out[iy + dy, ix + dx] += star.flux * weight
+    return out
+
+
 def fill_saturated(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray, bad: np.ndarray | None = None) -> np.ndarray:
     """``image`` with each saturated core replaced by the PSF fitted to the unsaturated pixels around it.
 
-    A clipped star is not a star: restored as it is, its flat top rings. Each connected
-    saturated region (grown by one pixel) gets the model ``a * psf(centred on the region) + b``,
-    ``a`` and ``b`` fitted by least squares to the valid pixels from 1 to ``1 + 2 h`` pixels
-    beyond the region, ``h`` the PSF's half width at half maximum (``bad`` pixels left out). The filled values exceed the
-    saturation level, as the star did.
+    A clipped star is not a star: restored as it is, its flat top rings. Each saturated
+    region gets the model of :func:`fit_saturated`; the filled values exceed the saturation
+    level, as the star did.
 
     Parameters
     ----------
@@ -159,43 +252,65 @@ def fill_saturated(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray, ba
     >>> bool(np.allclose(filled, star, rtol=1e-6))
     True
     """
-    from scipy import ndimage
-
     filled = np.array(image, dtype=np.float64)
     if not saturated.any():
         return filled
-    psf = np.asarray(psf, dtype=np.float64)
-    invalid = ~np.isfinite(filled) | (np.zeros(filled.shape, bool) if bad is None else np.asarray(bad, dtype=bool))
-    grown = ndimage.binary_dilation(saturated, iterations=1)
-    labels, count = ndimage.label(grown)
-    half = max(2, int(np.ceil(np.sqrt(np.count_nonzero(psf >= 0.5 * psf.max()) / np.pi))))  # ~ HWHM in pixels
-    oy, ox = (psf.shape[0] - 1) // 2, (psf.shape[1] - 1) // 2
-    rows, cols = filled.shape
-    for index, region in enumerate(ndimage.find_objects(labels), start=1):
-        inside = labels[region] == index
-        cy, cx = ndimage.center_of_mass(inside)
-        cy, cx = cy + region[0].start, cx + region[1].start
-        reach = int(np.ceil(np.hypot(*inside.shape) / 2)) + 3 * half
-        r0, r1 = max(0, int(cy) - reach), min(rows, int(cy) + reach + 1)
-        c0, c1 = max(0, int(cx) - reach), min(cols, int(cx) + reach + 1)
-        yy, xx = np.mgrid[r0:r1, c0:c1]
-        # the PSF moved so that its origin lies on (cy, cx), sampled on the window (zero beyond its support)
-        iy, ix = int(np.floor(cy)), int(np.floor(cx))
-        shifted = ndimage.shift(psf, (cy - iy, cx - ix), order=3, mode="constant")
-        model = np.zeros(yy.shape)
-        py, px = yy - iy + oy, xx - ix + ox
-        inside_psf = (py >= 0) & (py < psf.shape[0]) & (px >= 0) & (px < psf.shape[1])
-        model[inside_psf] = shifted[py[inside_psf], px[inside_psf]]
-        window = labels[r0:r1, c0:c1] == index
-        distance = ndimage.distance_transform_edt(~window)
-        fit = (distance >= 1) & (distance <= 1 + 2 * half) & ~invalid[r0:r1, c0:c1] & ~saturated[r0:r1, c0:c1]
-        if np.count_nonzero(fit) < 3:
-            continue
-        design = np.column_stack([model[fit], np.ones(np.count_nonzero(fit))])
-        (amplitude, offset), *_ = np.linalg.lstsq(design, filled[r0:r1, c0:c1][fit], rcond=None)
-        if amplitude <= 0:
-            continue
-        core = window & saturated[r0:r1, c0:c1]
-        patch = filled[r0:r1, c0:c1]
-        patch[core] = np.maximum(amplitude * model[core] + offset, patch[core])
+    return _fill_cores(filled, saturated, psf, *fit_saturated(filled, saturated, psf, bad))
+
+
+def subtract_saturated(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray, sigma: float,
+                       gain: float | None = None, bad: np.ndarray | None = None
+                       ) -> tuple[np.ndarray, list[SaturatedStar]]:
+    """``image`` without its saturated stars (:func:`fit_saturated`), and the stars.
+
+    What is left is the image without the fitted light ``L`` of each star (:func:`star_image`),
+    and, where the star's photon noise dominates, drawn towards the star's fitted background
+    ``b``: ``b + (r - b) * sigma^2 / (sigma^2 + L / gain)`` (``r`` the image without the star,
+    ``sigma`` the sky's noise): the inverse-variance weight of a pixel whose variance is
+    ``sigma^2 + L / gain``. Restored as it is, that noise, hundreds of times the sky's, would
+    come out as false sources around each star. In a saturated core it is ``b``. Restore what
+    is left, then add :func:`point_image`.
+
+    Parameters
+    ----------
+    image, saturated, psf, bad
+        As for :func:`fill_saturated`.
+    sigma : float
+        The sky's noise, image units.
+    gain : float, optional
+        Electrons per image unit (the photon noise of ``L`` is ``L / gain``); default:
+        measured on the wings, as the ratio of the light to the variance of the residual
+        beyond the sky's (which also counts the fit's own errors as noise).
+    """
+    filled = np.array(image, dtype=np.float64)
+    if not saturated.any():
+        return filled, []
+    stars, labels = fit_saturated(filled, saturated, psf, bad)
+    light = star_image(filled.shape, stars, psf)
+    rest = _fill_cores(filled, saturated, psf, stars, labels) - light
+    background = np.zeros(filled.shape)
+    for star in stars:
+        where, values = _shifted_psf(np.asarray(psf, dtype=np.float64), star.y, star.x, filled.shape)
+        background[where] = np.where(values > 0, star.background, background[where])
+    if gain is None:
+        gain = _wing_gain(rest - background, light, sigma, saturated | ~np.isfinite(filled))
+    weight = sigma**2 / (sigma**2 + light / gain)
+    return background + (rest - background) * weight, stars
+
+
+def _wing_gain(residual: np.ndarray, light: np.ndarray, sigma: float, invalid: np.ndarray) -> float:
+    """``sum(L) / sum(r^2 - sigma^2)`` over the wings where the star's light exceeds ten times ``sigma``."""
+    wings = (light > 10 * sigma) & ~invalid
+    excess = float(np.sum(residual[wings] ** 2 - sigma**2))
+    return float(np.sum(light[wings]) / excess) if wings.any() and excess > 0 else float("inf")
+
+
+def _fill_cores(filled: np.ndarray, saturated: np.ndarray, psf: np.ndarray, stars: Sequence[SaturatedStar],
+                labels: np.ndarray) -> np.ndarray:
+    """``filled`` (in place) with each star's saturated core set to its fitted model."""
+    for star in stars:
+        (rows, cols), model = _shifted_psf(np.asarray(psf, dtype=np.float64), star.y, star.x, filled.shape)
+        core = (labels[rows, cols] == star.region) & saturated[rows, cols]
+        patch = filled[rows, cols]
+        patch[core] = np.maximum(star.flux * model[core] + star.background, patch[core])
     return filled

@@ -13,7 +13,8 @@ import numpy as np
 from .checks import positive_float
 from .errors import InputError
 
-__all__ = ["NoiseStatistics", "estimate_sigma", "noise_statistics", "normalise_noise", "signal_to_noise"]
+__all__ = ["NoiseStatistics", "estimate_sigma", "noise_statistics", "normalise_noise", "photon_variance",
+           "signal_to_noise"]
 
 
 def estimate_sigma(image: np.ndarray) -> float:
@@ -104,3 +105,36 @@ def normalise_noise(image: np.ndarray, sigma: float | None = None) -> tuple[np.n
     """``(image - background) / sigma`` as float32, with :func:`noise_statistics`' background and sigma."""
     background, sigma, _ = noise_statistics(image, sigma)
     return ((np.asarray(image, dtype=np.float64) - background) / sigma).astype(np.float32), background, sigma
+
+
+def photon_variance(image: np.ndarray, sigma: float, gain: float, background: float | None = None) -> np.ndarray:
+    """Per-pixel noise variance of a frame with photon noise, image units squared.
+
+    ``sigma ** 2 + max(image - background, 0) / gain``: the sky's noise (``sigma``, image
+    units, read noise included) plus the Poisson variance of the light above the sky, which
+    in image units is the signal divided by ``gain`` (electrons per image unit; for ADU, the
+    ``GAIN`` card).
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W)
+        Observation, image units (the bias may be in it: only ``image - background`` counts).
+    sigma : float
+        Standard deviation of the sky's noise, image units.
+    gain : float
+        Electrons per image unit.
+    background : float, optional
+        The sky's level, image units; default: the median of the finite pixels.
+
+    Examples
+    --------
+    >>> photon_variance(np.array([[100.0, 100.0, 300.0]]), sigma=2.0, gain=0.5).tolist()
+    [[4.0, 4.0, 404.0]]
+    """
+    image = np.asarray(image, dtype=np.float64)
+    sigma = positive_float(sigma, "sigma", "number (the sky's noise, image units)")
+    gain = positive_float(gain, "gain", "number (electrons per image unit)")
+    if background is None:
+        background = float(np.median(image[np.isfinite(image)]))
+    with np.errstate(invalid="ignore"):
+        return sigma**2 + np.maximum(image - background, 0.0) / gain

@@ -34,8 +34,8 @@ from . import io, methods, psf, selection, stream
 from .checks import DEFAULT_CHUNK, DEFAULT_TILE, finite_image, nonnegative_float, positive_float, tile_side
 from .errors import InputError
 from .forward import normalise, observe
-from .masks import check_result, fill_bad, fill_saturated, saturated_pixels
-from .noise import estimate_sigma, noise_statistics
+from .masks import check_result, fill_bad, point_image, saturated_pixels, star_image, subtract_saturated
+from .noise import estimate_sigma, noise_statistics, photon_variance
 
 __all__ = ["BACKENDS", "PSF_HELP", "STARS", "Restoration", "psf_from_stars_file", "restore_array", "restore_file",
            "saturation_level", "simulate_file", "star_psf", "write_psf"]
@@ -129,12 +129,15 @@ def restore_array(
     select: str = "auto",
     sigma: float | None = None,
     truth: np.ndarray | None = None,
+    fit_sigma: float | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Restore an array in its own units (already normalised to a maximum of about 1).
 
     The noise level reaches the methods that take it (estimated when ``sigma`` is None) and
     the tuned parameter is selected (``select``: ``"auto"``, ``"oracle"`` with ``truth``, or
-    ``"none"``) unless ``params`` gives it.
+    ``"none"``) unless ``params`` gives it. ``fit_sigma`` is the root-mean-square noise the
+    automatic choice's data fit matches (default ``sigma``; larger where photon noise adds to
+    the sky's, :func:`_detector_noise`).
 
     Returns
     -------
@@ -153,7 +156,8 @@ def restore_array(
             sigma = estimate_sigma(filled)
         params["sigma"] = float(f"{float(sigma):.6g}")
     if select != "none" and found.tuned is not None and found.tuned not in params:
-        chosen = selection.select(method, filled, kernel, select, truth=truth, sigma=sigma)
+        chosen = selection.select(method, filled, kernel, select, truth=truth,
+                                  sigma=sigma if fit_sigma is None else _noise_level(fit_sigma))
         params = {**chosen, **params}
     return methods.restore(observed, kernel, method, **params), params
 
@@ -180,6 +184,8 @@ def restore_file(
     saturation: float | None = None,
     mask: str | None = None,
     sigma_relative: float | None = None,
+    gain: float | None = None,
+    read_noise: float | None = None,
 ) -> Restoration:
     """Restore a FITS image into a new FITS file, keeping its header and adding provenance.
 
@@ -246,7 +252,9 @@ def restore_file(
                          f"({backend}): drop --stream/--dask, or restore a crop")
     if backend == "memory":
         return _restore_in_memory(observed, output, found, psf_spec, params, (sigma, sigma_relative), truth, model,
-                                  tile, device, hdu, overwrite, saturation, mask, select)
+                                  tile, device, hdu, overwrite, saturation, mask, select,
+                                  (None if gain is None else positive_float(gain, "--gain (electrons per image unit)"),
+                                   None if read_noise is None else positive_float(read_noise, "--read-noise (electrons)")))
     return _restore_by_tiles(observed, output, found, psf_spec, params, (sigma, sigma_relative), model, tile, device,
                              backend, workers, scheduler, chunk, hdu, overwrite)
 
@@ -276,7 +284,8 @@ def _relative_sigma(given: tuple[float | None, float | None], header: Any, scale
 def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_spec: str | None,
                        params: dict[str, Any] | None, given_sigma: tuple[float | None, float | None],
                        truth: str | Path | None, model: Any, tile: int | None, device: str, hdu: Any, overwrite: bool,
-                       saturation: float | None, mask: str | None, select: str) -> Restoration:
+                       saturation: float | None, mask: str | None, select: str,
+                       detector: tuple[float | None, float | None] = (None, None)) -> Restoration:
     frame = io.read_frame(observed, hdu=hdu)
     image, header = frame.data, frame.header
     finite_image(image, f"{observed}: the image")
@@ -300,25 +309,33 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
         raise InputError(f"{observed}: the maximum pixel value is {scale}; expected a positive maximum")
     y = image / scale
     sigma = _relative_sigma(given_sigma, header, scale)
-    if sigma is None and frame.error is not None:
-        sigma = float(np.median(frame.error[~bad & np.isfinite(frame.error)])) / scale
-        notes.append(f"noise sigma {sigma * scale:.4g} (the median of the ERR extension; a per-pixel noise map is "
-                     "not used yet)")
+    error = None if frame.error is None else frame.error[~bad & np.isfinite(frame.error)]
+    if sigma is None and error is not None:
+        sigma = float(np.median(error)) / scale
+        notes.append(f"noise sigma {sigma * scale:.4g} (the median of the ERR extension)")
+    if sigma is None:
+        sigma = estimate_sigma(fill_bad(y)[0])
+    gain, sigma, fit_sigma = _detector_noise(y, sigma, scale, header, detector, error, notes)
     clean = None
     if select == "oracle" and found.tuned is not None and found.tuned not in params:
         clean = _read_truth(truth, image.shape, _header_scale(header, scale))
-    # A clipped star restored as it is rings: its core is replaced by the PSF fitted to its wings first.
-    filled = fill_saturated(y, saturated, kernel, bad=~np.isfinite(y)) if saturated.any() else y
+    # A clipped star restored as it is rings: each is fitted (the PSF to its wings), taken out of the image,
+    # and put back restored, as a point of the fitted flux, after the rest of the image is.
+    rest, stars = subtract_saturated(y, saturated, kernel, sigma, gain, bad=~np.isfinite(y))
+    points = point_image(y.shape, stars)
     start = time.perf_counter()
-    estimate, params = restore_array(filled, kernel, found.name, params, select=select, sigma=sigma, truth=clean)
+    estimate, params = restore_array(rest, kernel, found.name, params, select=select, sigma=sigma,
+                                     fit_sigma=fit_sigma, truth=None if clean is None else clean - points)
+    estimate = estimate + points
     seconds = time.perf_counter() - start
-    finite = filled[np.isfinite(filled)]
+    finite = (rest + star_image(y.shape, stars, kernel))[np.isfinite(y)]
     check_result(estimate, ~np.isfinite(y), float(np.max(np.abs(finite))), scale, float(finite.min()), float(finite.max()))
     if bad.any() or saturated.any():
         extensions["MASK"] = ((bad * BAD_FLAG | saturated * SATURATED_FLAG).astype(np.uint8),
                               {"ADMASK": "1 = bad pixel (NaN in the image), 2 = saturated (restored from a PSF fit)"})
         notes.append(f"{int(bad.sum())} bad pixels set to NaN; {int(saturated.sum())} saturated pixels "
-                     f"({int(_regions(saturated))} stars) filled with the PSF fitted to their wings before restoring")
+                     f"({int(_regions(saturated))} stars; {len(stars)} fitted) taken out as the PSF fitted to their wings, "
+                     "restored as points of the fitted flux")
     if frame.quality is not None:
         extensions["DQ"] = (frame.quality.astype(np.int32), {})
     shown = _shown(params)
@@ -330,6 +347,34 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
 
 #: Flags of the ``MASK`` extension written beside a restoration.
 BAD_FLAG, SATURATED_FLAG = 1, 2
+
+
+def _detector_noise(y: np.ndarray, sigma: float, scale: float, header: Any, detector: tuple[float | None, float | None],
+                    error: np.ndarray | None, notes: list[str]) -> tuple[float | None, float, float]:
+    """The gain (electrons per unit of ``y``), the sky's noise and the noise of the data fit, from the detector.
+
+    ``y`` is the image divided by ``scale`` and ``sigma`` its sky noise (same units). With a
+    gain (``--gain`` or ``GAIN``, electrons per image unit) the noise is photon noise over the
+    sky's (:func:`astrodeconv.noise.photon_variance`), and the data fit of the classical
+    methods' discrepancy principle matches its mean variance; with an ``ERR`` extension, the
+    mean of its squares. The read noise (``--read-noise`` or ``RDNOISE``, electrons) is the
+    least the sky's noise can be: a lower estimate is raised to it, with a note.
+    """
+    gain, read_noise = (value if value is not None else _positive_card(header, card)
+                        for value, card in zip(detector, ("GAIN", "RDNOISE")))
+    fit_sigma = sigma
+    if read_noise is not None and gain is not None and sigma * scale < read_noise / gain:
+        notes.append(f"noise sigma {sigma * scale:.4g} is below the read noise ({read_noise:g} e- = "
+                     f"{read_noise / gain:.4g} image units at gain {gain:g}): raised to it")
+        sigma = fit_sigma = read_noise / gain / scale
+    if error is not None:
+        fit_sigma = float(np.sqrt(np.mean(error.astype(np.float64) ** 2))) / scale
+    elif gain is not None:
+        good = np.isfinite(y)
+        fit_sigma = float(np.sqrt(np.mean(photon_variance(y[good], sigma, gain * scale))))
+        notes.append(f"photon noise at gain {gain:g} e-/unit over a sky noise of {sigma * scale:.4g}: the data fit "
+                     f"matches a mean noise of {fit_sigma * scale:.4g}")
+    return (None if gain is None else gain * scale), sigma, fit_sigma
 
 
 def _regions(mask: np.ndarray) -> int:
