@@ -43,7 +43,8 @@ def test_saturated_stars_do_not_ring(tmp_path, frame, capsys, how):
     assert main(["deconvolve", str(obs), "-o", str(tmp_path / "out.fits"), *common, *flag]) == 0
     assert "saturated pixels" in capsys.readouterr().out
     fits.writeto(tmp_path / "plain.fits", frame.adu)  # the same pixels, no card: restored as they are
-    assert main(["deconvolve", str(tmp_path / "plain.fits"), "-o", str(tmp_path / "rings.fits"), *common]) == 0
+    assert main(["deconvolve", str(tmp_path / "plain.fits"), "-o", str(tmp_path / "rings.fits"), *common,
+                 "--no-point-sources"]) == 0
     with fits.open(tmp_path / "out.fits") as hdul:
         restored, flags = frame.electrons(hdul[0].data), hdul["MASK"].data
         assert hdul[0].header["OBJECT" if how == "card" else "BUNIT"]
@@ -158,3 +159,21 @@ def test_read_noise_is_the_least_noise(tmp_path, frame, capsys):
     assert main(["deconvolve", str(tmp_path / "low.fits"), "-o", str(tmp_path / "q.fits"), "--psf",
                  str(tmp_path / "psf.fits"), "--gain", "-1"]) == 2
     assert "--gain" in capsys.readouterr().err
+
+
+def test_bright_stars_are_fitted_and_do_not_ring(tmp_path, frame, capsys):
+    from astrodeconv.experiments.photometry import detections, spurious
+    from astrodeconv.noise import estimate_sigma
+
+    obs = _write(tmp_path / "obs.fits", frame)
+    fits.writeto(tmp_path / "psf.fits", frame.psf)
+    common = ["--psf", str(tmp_path / "psf.fits"), "--method", "wiener"]
+    assert main(["deconvolve", str(obs), "-o", str(tmp_path / "points.fits"), *common]) == 0
+    assert "point sources above 50 sigma fitted with the PSF" in capsys.readouterr().out
+    assert main(["deconvolve", str(obs), "-o", str(tmp_path / "plain.fits"), *common, "--no-point-sources"]) == 0
+    observed = frame.electrons(frame.adu)
+    noise, width = estimate_sigma(observed), fwhm(frame.psf)
+    false = {name: len(spurious(detections(frame.electrons(fits.getdata(tmp_path / f"{name}.fits")), noise, width),
+                                frame.sources, width)) for name in ("points", "plain")}
+    # a Wiener filter's rings around bright stars are detected as sources; fitted and put back as points, they are not
+    assert false["points"] <= max(2, 0.1 * false["plain"]) and false["plain"] > 20

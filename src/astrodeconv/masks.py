@@ -15,7 +15,7 @@ import numpy as np
 from .errors import InputError
 
 __all__ = ["SaturatedStar", "check_result", "fill_bad", "fill_saturated", "finite_median", "fit_saturated", "point_image",
-           "restore_bad", "saturated_pixels", "star_image", "subtract_saturated"]
+           "restore_bad", "saturated_pixels", "star_image", "subtract_saturated", "take_out"]
 
 
 def finite_median(image: np.ndarray) -> float:
@@ -286,16 +286,29 @@ def subtract_saturated(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray
     if not saturated.any():
         return filled, []
     stars, labels = fit_saturated(filled, saturated, psf, bad)
-    light = star_image(filled.shape, stars, psf)
-    rest = _fill_cores(filled, saturated, psf, stars, labels) - light
-    background = np.zeros(filled.shape)
+    filled = _fill_cores(filled, saturated, psf, stars, labels)
+    return take_out(filled, stars, psf, sigma, gain, saturated | ~np.isfinite(filled)), stars
+
+
+def take_out(image: np.ndarray, stars: Sequence[SaturatedStar], psf: np.ndarray, sigma: float,
+             gain: float | None = None, invalid: np.ndarray | None = None) -> np.ndarray:
+    """``image`` without the fitted light of ``stars``, photon-noise weighted (see :func:`subtract_saturated`).
+
+    ``invalid`` pixels are left out of the measured gain (when ``gain`` is None).
+    """
+    image = np.asarray(image, dtype=np.float64)
+    if not stars:
+        return image.copy()
+    light = star_image(image.shape, stars, psf)
+    rest = image - light
+    background = np.zeros(image.shape)
     for star in stars:
-        where, values = _shifted_psf(np.asarray(psf, dtype=np.float64), star.y, star.x, filled.shape)
+        where, values = _shifted_psf(np.asarray(psf, dtype=np.float64), star.y, star.x, image.shape)
         background[where] = np.where(values > 0, star.background, background[where])
     if gain is None:
-        gain = _wing_gain(rest - background, light, sigma, saturated | ~np.isfinite(filled))
+        gain = _wing_gain(rest - background, light, sigma, ~np.isfinite(image) if invalid is None else invalid)
     weight = sigma**2 / (sigma**2 + light / gain)
-    return background + (rest - background) * weight, stars
+    return background + (rest - background) * weight
 
 
 def _wing_gain(residual: np.ndarray, light: np.ndarray, sigma: float, invalid: np.ndarray) -> float:

@@ -163,7 +163,7 @@ def restorer_network(name: str, params: dict[str, Any], psf: np.ndarray, stats: 
 
     if stats is None:
         raise InputError(f"{name} works in noise units: pass the image's noise statistics (astrodeconv.noise)")
-    return NoiseUnits(load_restorer(name, params["model"], psf, stats.snr), *stats)
+    return NoiseUnits(load_restorer(name, params["model"], psf, stats.snr), *stats, gain=params.get("gain"))
 
 
 def _predict(name: str, observed: np.ndarray, psf: np.ndarray, **params: Any) -> np.ndarray:
@@ -228,7 +228,8 @@ def load_restorer(name: str, model: str | Path | None, psf: np.ndarray, snr: flo
     return network.set_psf(psf, snr)
 
 
-_RESTORER = {"defaults": {"sigma": None, "model": None, "tile": None, "device": "cpu"}, "takes_sigma": True}
+_RESTORER = {"defaults": {"sigma": None, "gain": None, "model": None, "tile": None, "device": "cpu"},
+             "takes_sigma": True}
 
 
 @register("restorer-universal", "Wiener bank from the given PSF + residual CNN, any PSF and noise level (default)",
@@ -240,6 +241,7 @@ def restorer_universal(
     model: str | Path | None = None,
     tile: int | None = None,
     device: str = "cpu",
+    gain: float | None = None,
 ) -> np.ndarray:
     """Restore with the shipped universal restorer (:mod:`astrodeconv.nn.restorer`).
 
@@ -259,6 +261,9 @@ def restorer_universal(
         from the image (:func:`astrodeconv.noise.estimate_sigma`).
     model : str or Path, optional
         Restorer model folder; ``None`` for the shipped one.
+    gain : float, optional
+        Electrons per unit of ``observed``: the photon noise of the sources, which sets the
+        local bank's signal-to-noise ratio around them; ``None``: noise of one level.
     tile : int, optional
         Output tile side, pixels (``None``: automatic). Tiled and whole-image outputs agree.
     device : {"cpu", "cuda", "auto"}
@@ -267,7 +272,7 @@ def restorer_universal(
     -------
     estimate : ndarray, shape (H, W), float64, in the units of ``observed``
     """
-    return _predict("restorer-universal", observed, psf, sigma=sigma, model=model, tile=tile, device=device)
+    return _predict("restorer-universal", observed, psf, sigma=sigma, model=model, tile=tile, device=device, gain=gain)
 
 
 @register("restorer", "Wiener bank + residual CNN trained for one PSF and noise level (the paper's by default)",
@@ -279,10 +284,11 @@ def restorer(
     model: str | Path | None = None,
     tile: int | None = None,
     device: str = "cpu",
+    gain: float | None = None,
 ) -> np.ndarray:
     """Restore with a restorer trained for one setting (see :func:`restorer_universal`).
 
     The shipped model is the paper's setting (``airy-paper``, sigma = 0.01 of the maximum);
     another PSF gives a warning, as for ``cnn3``.
     """
-    return _predict("restorer", observed, psf, sigma=sigma, model=model, tile=tile, device=device)
+    return _predict("restorer", observed, psf, sigma=sigma, model=model, tile=tile, device=device, gain=gain)

@@ -34,7 +34,8 @@ from . import io, methods, psf, selection, stream
 from .checks import DEFAULT_CHUNK, DEFAULT_TILE, finite_image, nonnegative_float, positive_float, tile_side
 from .errors import InputError
 from .forward import normalise, observe
-from .masks import check_result, fill_bad, point_image, saturated_pixels, star_image, subtract_saturated
+from .masks import check_result, fill_bad, point_image, saturated_pixels, star_image, subtract_saturated, take_out
+from .points import POINT_THRESHOLD, fit_points
 from .noise import estimate_sigma, noise_statistics, photon_variance
 
 __all__ = ["BACKENDS", "PSF_HELP", "STARS", "Restoration", "psf_from_stars_file", "restore_array", "restore_file",
@@ -130,6 +131,7 @@ def restore_array(
     sigma: float | None = None,
     truth: np.ndarray | None = None,
     fit_sigma: float | None = None,
+    gain: float | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Restore an array in its own units (already normalised to a maximum of about 1).
 
@@ -137,7 +139,8 @@ def restore_array(
     the tuned parameter is selected (``select``: ``"auto"``, ``"oracle"`` with ``truth``, or
     ``"none"``) unless ``params`` gives it. ``fit_sigma`` is the root-mean-square noise the
     automatic choice's data fit matches (default ``sigma``; larger where photon noise adds to
-    the sky's, :func:`_detector_noise`).
+    the sky's, :func:`_detector_noise`); ``gain`` (electrons per unit of ``observed``) reaches
+    the methods with a ``gain`` parameter.
 
     Returns
     -------
@@ -155,6 +158,8 @@ def restore_array(
         if sigma is None:
             sigma = estimate_sigma(filled)
         params["sigma"] = float(f"{float(sigma):.6g}")
+    if gain is not None and "gain" in found.defaults and params.get("gain") is None:
+        params["gain"] = float(f"{positive_float(gain, 'gain'):.6g}")
     if select != "none" and found.tuned is not None and found.tuned not in params:
         chosen = selection.select(method, filled, kernel, select, truth=truth,
                                   sigma=sigma if fit_sigma is None else _noise_level(fit_sigma))
@@ -186,6 +191,7 @@ def restore_file(
     sigma_relative: float | None = None,
     gain: float | None = None,
     read_noise: float | None = None,
+    point_sources: bool = True,
 ) -> Restoration:
     """Restore a FITS image into a new FITS file, keeping its header and adding provenance.
 
@@ -254,7 +260,8 @@ def restore_file(
         return _restore_in_memory(observed, output, found, psf_spec, params, (sigma, sigma_relative), truth, model,
                                   tile, device, hdu, overwrite, saturation, mask, select,
                                   (None if gain is None else positive_float(gain, "--gain (electrons per image unit)"),
-                                   None if read_noise is None else positive_float(read_noise, "--read-noise (electrons)")))
+                                   None if read_noise is None else positive_float(read_noise, "--read-noise (electrons)")),
+                                  bool(point_sources))
     return _restore_by_tiles(observed, output, found, psf_spec, params, (sigma, sigma_relative), model, tile, device,
                              backend, workers, scheduler, chunk, hdu, overwrite)
 
@@ -285,7 +292,8 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
                        params: dict[str, Any] | None, given_sigma: tuple[float | None, float | None],
                        truth: str | Path | None, model: Any, tile: int | None, device: str, hdu: Any, overwrite: bool,
                        saturation: float | None, mask: str | None, select: str,
-                       detector: tuple[float | None, float | None] = (None, None)) -> Restoration:
+                       detector: tuple[float | None, float | None] = (None, None),
+                       point_sources: bool = True) -> Restoration:
     frame = io.read_frame(observed, hdu=hdu)
     image, header = frame.data, frame.header
     finite_image(image, f"{observed}: the image")
@@ -322,13 +330,18 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
     # A clipped star restored as it is rings: each is fitted (the PSF to its wings), taken out of the image,
     # and put back restored, as a point of the fitted flux, after the rest of the image is.
     rest, stars = subtract_saturated(y, saturated, kernel, sigma, gain, bad=~np.isfinite(y))
-    points = point_image(y.shape, stars)
+    bright = fit_points(rest, kernel, sigma, invalid=saturated) if point_sources else []
+    rest = take_out(rest, bright, kernel, sigma, gain, saturated | ~np.isfinite(y))
+    points = point_image(y.shape, [*stars, *bright])
     start = time.perf_counter()
     estimate, params = restore_array(rest, kernel, found.name, params, select=select, sigma=sigma,
-                                     fit_sigma=fit_sigma, truth=None if clean is None else clean - points)
+                                     fit_sigma=fit_sigma, gain=gain, truth=None if clean is None else clean - points)
     estimate = estimate + points
     seconds = time.perf_counter() - start
-    finite = (rest + star_image(y.shape, stars, kernel))[np.isfinite(y)]
+    finite = (rest + star_image(y.shape, [*stars, *bright], kernel))[np.isfinite(y)]
+    if bright:
+        notes.append(f"{len(bright)} point sources above {POINT_THRESHOLD:g} sigma fitted with the PSF, taken out and "
+                     "restored as points of their fitted flux (--no-point-sources: restored with the rest)")
     check_result(estimate, ~np.isfinite(y), float(np.max(np.abs(finite))), scale, float(finite.min()), float(finite.max()))
     if bad.any() or saturated.any():
         extensions["MASK"] = ((bad * BAD_FLAG | saturated * SATURATED_FLAG).astype(np.uint8),

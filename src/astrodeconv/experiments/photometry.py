@@ -94,6 +94,28 @@ def ring_depth(image: np.ndarray, star: np.ndarray, fwhm: float) -> float:
     return float(max(0.0, -(min(means) - level) / peak)) if means else float("nan")
 
 
+def psnr_without_stars(restored: np.ndarray, truth: np.ndarray, stars: np.ndarray, fwhm: float, border: int) -> float:
+    """PSNR (dB) over the pixels farther than 2 FWHM from every star (``(N, 2)`` x, y), peak: the truth's there.
+
+    A star field's PSNR is set by its brightest stars' few pixels; this one scores the rest of
+    the scene (galaxies, extended light, the background), which the photometry does not.
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    marked = np.ones(truth.shape, bool)
+    for x, y in stars:
+        r, c = int(round(y)), int(round(x))
+        if 0 <= r < truth.shape[0] and 0 <= c < truth.shape[1]:
+            marked[r, c] = False
+    away = distance_transform_edt(marked) > 2 * fwhm if not marked.all() else marked
+    away[:border], away[-border:], away[:, :border], away[:, -border:] = False, False, False, False
+    if not away.any():
+        return float("nan")
+    error = float(np.mean((restored[away] - truth[away]) ** 2))
+    peak = float(truth[away].max())
+    return float(10 * np.log10(peak**2 / error)) if error > 0 and peak > 0 else float("nan")
+
+
 def background_rms(image: np.ndarray, quiet: np.ndarray) -> float:
     """RMS of ``image`` over the source-free pixels ``quiet`` (about its median)."""
     values = image[quiet]
@@ -131,6 +153,7 @@ def score(restored: np.ndarray, frame: Any, observed_noise: float, fwhm: float, 
     return {
         "psnr_db": psnr(restored, truth, data_range=float(truth.max()), border=border),
         "ssim": ssim(restored, truth, data_range=float(truth.max()), border=border),
+        "psnr_no_stars_db": psnr_without_stars(restored, truth, sources[sources[:, 3] == 1, :2], fwhm, border),
         "flux_ratio": float(restored[crop].sum() / truth[crop].sum()),
         "aperture_2fwhm": aperture_errors(restored, truth, unsaturated[:, :2], 2 * fwhm),
         "aperture_4fwhm": aperture_errors(restored, truth, unsaturated[:, :2], 4 * fwhm),

@@ -27,7 +27,7 @@ from ..errors import InputError
 from .protocols import RealisticProtocol, check_kind
 
 STEM = "realistic"
-METRICS = ("psnr_db", "ssim", "flux_ratio", "aperture_2fwhm", "aperture_4fwhm", "centroid_px", "spurious_per_1000",
+METRICS = ("psnr_db", "ssim", "psnr_no_stars_db", "flux_ratio", "aperture_2fwhm", "aperture_4fwhm", "centroid_px", "spurious_per_1000",
            "spurious_near_saturated", "ring_depth", "ring_depth_saturated", "background_rms_ratio")
 FIELDS = ("scene", "psf", "psf_given", "method", "status", *METRICS, "time_s")
 OBSERVED, SKIMAGE_RL = "observed", "skimage-rl-30"
@@ -139,7 +139,7 @@ def merge(previous: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[di
 def read_rows(path: Path) -> list[dict[str, Any]]:
     """Rows written by :func:`write_report` (metrics as floats)."""
     with open(path, newline="") as handle:
-        return [{**r, **{m: float(r[m]) for m in (*METRICS, "time_s")}} for r in csv.DictReader(handle)]
+        return [{**r, **{m: float(r.get(m) or "nan") for m in (*METRICS, "time_s")}} for r in csv.DictReader(handle)]
 
 
 def _mean(rows: list[dict[str, Any]], metric: str) -> float:
@@ -151,7 +151,7 @@ def render_table(rows: list[dict[str, Any]], protocol: RealisticProtocol) -> str
     """Markdown: the metrics of each method (mean over scenes and PSFs) for the exact PSF, then PSNR by PSF given."""
     methods = list(dict.fromkeys(r["method"] for r in rows))
     exact = [r for r in rows if r["psf_given"] == protocol.psf_cases[0]]
-    titles = ("frames", "PSNR (dB)", "SSIM", "flux ratio", "aperture 2 FWHM", "aperture 4 FWHM", "centroid (px)",
+    titles = ("frames", "PSNR (dB)", "SSIM", "PSNR without stars (dB)", "flux ratio", "aperture 2 FWHM", "aperture 4 FWHM", "centroid (px)",
               "false / 1000", "false near saturated", "ring depth", "ring depth (saturated)", "background rms ratio")
     lines = [f"PSF given: {protocol.psf_cases[0]}; mean over the frames each method restored ({len(protocol.scenes)} "
              f"scenes x {len(protocol.psfs)} PSFs; `frames`: restored / refused).", "",
@@ -169,19 +169,8 @@ def render_table(rows: list[dict[str, Any]], protocol: RealisticProtocol) -> str
             cells.append(f"{100 * value:+.1f} %" if percent else f"{value:.3f}" if metric in ("ssim", "flux_ratio",
                          "ring_depth", "ring_depth_saturated", "background_rms_ratio") else f"{value:.2f}")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    lines += ["", "PSNR gain over the observation (dB) by the way the PSF is given, mean over the frames restored "
-              "(`stars`, `moffat`: the frames with enough isolated stars for an estimate):", "",
-              "| method | " + " | ".join(protocol.psf_cases) + " |", "|---|" + "---:|" * len(protocol.psf_cases)]
-    observed = {(r["scene"], r["psf"]): r["psnr_db"] for r in rows if r["method"] == OBSERVED}
-    for method in methods:
-        if method == OBSERVED:
-            continue
-        cells = []
-        for label in protocol.psf_cases:
-            gains = [r["psnr_db"] - observed[(r["scene"], r["psf"])] for r in rows if r["method"] == method
-                     and r["psf_given"] == label and r["status"] == "ok" and (r["scene"], r["psf"]) in observed]
-            cells.append(f"{np.mean(gains):+.2f}" if gains else "refused")
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    for metric, what in (("psnr_db", "PSNR"), ("psnr_no_stars_db", "PSNR without stars")):
+        lines += _gain_table(rows, protocol, methods, metric, what)
     refusals = sorted({f"{r['method']} ({r['status'][len('refused: '):].split(';')[0]})" for r in rows
                        if r["status"].startswith("refused")})
     if refusals:
@@ -193,6 +182,25 @@ def render_table(rows: list[dict[str, Any]], protocol: RealisticProtocol) -> str
             lines += ["", f"PSF `{label}` not estimated on {len(missing)} of {len(frames)} frames (too few isolated, "
                       f"unsaturated stars): " + ", ".join(f"{s} {p}" for s, p in sorted(missing)) + "."]
     return "\n".join(lines)
+
+
+def _gain_table(rows: list[dict[str, Any]], protocol: RealisticProtocol, methods: list[str], metric: str,
+                what: str) -> list[str]:
+    """Markdown lines: each method's mean gain in ``metric`` over the observation, by the way the PSF is given."""
+    lines = ["", f"{what} gain over the observation (dB) by the way the PSF is given, mean over the frames restored "
+             "(`stars`, `moffat`: the frames with enough isolated stars for an estimate):", "",
+             "| method | " + " | ".join(protocol.psf_cases) + " |", "|---|" + "---:|" * len(protocol.psf_cases)]
+    observed = {(r["scene"], r["psf"]): r[metric] for r in rows if r["method"] == OBSERVED}
+    for method in methods:
+        if method == OBSERVED:
+            continue
+        cells = []
+        for label in protocol.psf_cases:
+            gains = [r[metric] - observed[(r["scene"], r["psf"])] for r in rows if r["method"] == method
+                     and r["psf_given"] == label and r["status"] == "ok" and (r["scene"], r["psf"]) in observed]
+            cells.append(f"{np.mean(gains):+.2f}" if gains else "refused")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def write_report(rows: list[dict[str, Any]], protocol: RealisticProtocol, out_dir: Path) -> list[Path]:

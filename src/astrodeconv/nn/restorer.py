@@ -50,6 +50,15 @@ __all__ = ["BANK_BALANCES", "NoiseStatistics", "NoiseUnits", "Restorer", "noise_
 #: on the image's units: the paper's setting (sigma = 0.01 of the maximum) is best served by
 #: about 0.03, sigma from 0.003 to 0.05 by about 0.0003 to 0.8 depending on the PSF.
 BANK_BALANCES = (0.0001, 0.001, 0.01, 0.1, 1.0)
+#: Signal-to-noise ratios a restorer with a local bank (``snr_window``) tells apart, and the
+#: step of its grid of log-balances (a third of a decade).
+LOCAL_SNR_RANGE = (1.0, 1e4)
+GRID_STEP = np.log(10.0) / 3
+
+
+def _snr_margin(window: int) -> int:
+    """Pixels lost per side by :meth:`Restorer.local_snr` for a window of ``window`` pixels."""
+    return 1 + window // 2 + ((window // 2) | 1) // 2
 
 
 def wiener_bank(
@@ -152,6 +161,7 @@ class Restorer(nn.Module):
         psf: np.ndarray | None = None,
         taper: bool = True,
         reference_snr: float | None = None,
+        snr_window: int | None = None,
     ) -> None:
         super().__init__()
         features = int_between(features, "restorer features", 1, MAX_CHANNELS)
@@ -168,16 +178,25 @@ class Restorer(nn.Module):
             raise InputError(f"restorer kernel must be an odd number of pixels >= 3, got {kernel}")
         if reference_snr is not None and not (np.isfinite(reference_snr) and reference_snr > 0):
             raise InputError(f"reference_snr must be a positive number or None, got {reference_snr!r}")
+        if snr_window is not None:
+            snr_window = int_between(snr_window, "restorer snr_window", 3, MAX_KERNEL)
+            if snr_window % 2 == 0 or reference_snr is None:
+                raise InputError(f"restorer snr_window must be an odd number of pixels and needs a reference_snr, got "
+                                 f"{snr_window} with reference_snr={reference_snr!r}")
+        self.snr_window = snr_window
         self.balances = tuple(float(b) for b in balances)
         self.taper = bool(taper)
         self.reference_snr = None if reference_snr is None else float(reference_snr)
         self.snr = self.reference_snr
+        self.photon = 0.0
         self.psf: np.ndarray | None = None
         self.kernel = kernel
         self.depth = depth
-        self.margin = kernel // 2 + depth
+        self.feature_margin = kernel // 2 if snr_window is None else max(kernel // 2, _snr_margin(snr_window))
+        self.margin = self.feature_margin + depth
         channels = len(self.balances) + 1
         self.register_buffer("bank", torch.zeros(len(self.balances), 1, kernel, kernel))
+        self.register_buffer("grid_bank", torch.zeros(0, 1, kernel, kernel), persistent=False)
         layers: list[nn.Module] = [nn.Conv2d(channels, features, 3), nn.ReLU(inplace=True)]
         for _ in range(depth - 2):
             layers += [nn.Conv2d(features, features, 3), nn.ReLU(inplace=True)]
@@ -223,6 +242,20 @@ class Restorer(nn.Module):
         changed, self.snr = snr != self.snr, snr
         return changed
 
+    def set_photon(self, photon: float) -> "Restorer":
+        """Photon noise of the image in noise units: the variance of a pixel is ``1 + photon * max(z, 0)``.
+
+        ``photon = 1 / (gain * sigma)`` for an image of gain ``gain`` (electrons per image unit)
+        and sky noise ``sigma``; 0 (the default) for noise of one level everywhere. Only a local
+        bank (``snr_window``) uses it: around a bright star the signal-to-noise ratio is the
+        star's own photon-limited one, not its height over the sky's noise.
+        """
+        photon = float(photon)
+        if not (np.isfinite(photon) and photon >= 0):
+            raise InputError(f"photon must be a number >= 0, got {photon!r}")
+        self.photon = photon
+        return self
+
     def bank_balances(self) -> tuple[float, ...]:
         """The balances the bank uses now (``balances`` scaled to the current ``snr``)."""
         if self.reference_snr is None:
@@ -230,10 +263,70 @@ class Restorer(nn.Module):
         return tuple(b * (self.reference_snr / self.snr) ** 2 for b in self.balances)
 
     def _install_bank(self) -> "Restorer":
+        if self.snr_window is not None:  # every balance a pixel may need, on a grid of log-balances
+            grid = wiener_bank(self.psf, np.exp(self._log_grid()), self.kernel, self.taper)
+            self.grid_bank = torch.from_numpy(grid)[:, None].to(self.bank.device, self.bank.dtype)
+            return self
         bank = wiener_bank(self.psf, self.bank_balances(), self.kernel, self.taper)
         with torch.no_grad():
             self.bank.copy_(torch.from_numpy(bank)[:, None].to(self.bank.device, self.bank.dtype))
         return self
+
+    def _log_grid(self) -> np.ndarray:
+        """Log-balances of the local bank's grid: from the smallest balance at ``LOCAL_SNR_RANGE[1]`` to the largest at 1."""
+        ratio = 2 * np.log(self.reference_snr / np.array(LOCAL_SNR_RANGE))
+        lo, hi = np.log(min(self.balances)) + ratio[1], np.log(max(self.balances)) + ratio[0]
+        return np.arange(lo, hi + GRID_STEP, GRID_STEP)
+
+    def local_snr(self, y: torch.Tensor) -> torch.Tensor:
+        """The signal-to-noise ratio around each pixel of a noise-unit image, ``(B, 1, H, W)`` -> ``(B, 1, h, w)``.
+
+        The largest 3 x 3 mean within ``snr_window`` pixels, over its noise (with photon noise,
+        :meth:`set_photon`, ``sqrt(1 + photon * mean)``), clipped to ``LOCAL_SNR_RANGE``,
+        its logarithm averaged over a box half as wide, so that the bank's balances change
+        smoothly: ``h = H - 2 _snr_margin(snr_window)``. Only the pixels within
+        :attr:`margin` of an output pixel set it (no image-wide statistic).
+        """
+        from torch.nn import functional as F
+
+        w = self.snr_window
+        level = F.avg_pool2d(y, 3, stride=1)
+        if self.photon > 0:
+            level = level / torch.sqrt(1.0 + self.photon * level.clamp(min=0.0))
+        level = F.max_pool2d(F.max_pool2d(level, (1, w), stride=1), (w, 1), stride=1)
+        level = torch.log(level.clamp(*LOCAL_SNR_RANGE))
+        half = (w // 2) | 1
+        return torch.exp(F.avg_pool2d(F.avg_pool2d(level, (1, half), stride=1), (half, 1), stride=1))
+
+    def _local_features(self, y: torch.Tensor) -> torch.Tensor:
+        """The bank's channels at each pixel's own signal-to-noise ratio: interpolated in log-balance on the grid."""
+        m, k = self.feature_margin, self.kernel
+        rows, cols = y.shape[-2:]
+        snr = self.local_snr(y)
+        cut = (snr.shape[-1] - (cols - 2 * m)) // 2, (snr.shape[-2] - (rows - 2 * m)) // 2
+        snr = snr[..., cut[1] : snr.shape[-2] - cut[1], cut[0] : snr.shape[-1] - cut[0]]
+        grid = self._log_grid()
+        # grid position of channel c at each pixel: log(balance_c) + 2 log(reference / snr)
+        shift = 2 * (np.log(self.reference_snr) - torch.log(snr.double()))
+        positions = [(np.log(b) + shift - grid[0]) / GRID_STEP for b in self.balances]
+        low = int(np.floor(min(float(p.min()) for p in positions)))
+        high = int(np.ceil(max(float(p.max()) for p in positions)))
+        low = min(max(0, low), len(grid) - 2)
+        high = min(len(grid) - 1, max(high, low + 1))
+        kernels = torch.fft.rfft2(torch.flip(self.grid_bank[low : high + 1, 0], dims=(-2, -1)).double(), s=(rows, cols))
+        filtered = torch.fft.irfft2(torch.fft.rfft2(y.double()) * kernels, s=(rows, cols))[..., k - 1 :, k - 1 :]
+        trim = m - k // 2
+        filtered = filtered[..., trim : filtered.shape[-2] - trim, trim : filtered.shape[-1] - trim]
+        channels = []
+        for position in positions:
+            position = (position - low).clamp(0, high - low)
+            below = position.floor().clamp(max=high - low - 1)
+            frac = position - below
+            index = below.long()
+            lower = torch.gather(filtered, 1, index.expand(-1, 1, -1, -1))
+            upper = torch.gather(filtered, 1, (index + 1).expand(-1, 1, -1, -1))
+            channels.append(lower + frac * (upper - lower))
+        return torch.cat([*channels, y[:, :, m : rows - m, m : cols - m].double()], dim=1).to(y.dtype)
 
     def features(self, y: torch.Tensor) -> torch.Tensor:
         """``(B, 1, H, W)`` -> ``(B, C + 1, H - kernel + 1, W - kernel + 1)``.
@@ -243,8 +336,11 @@ class Restorer(nn.Module):
         of the input's range) at a third of its cost for 49-px kernels.
         """
         k, (rows, cols) = self.kernel, y.shape[-2:]
-        if rows < k or cols < k:
-            raise InputError(f"restorer input of {rows} x {cols} px is smaller than its {k}-px Wiener kernels")
+        if rows < 2 * self.feature_margin + 1 or cols < 2 * self.feature_margin + 1:
+            raise InputError(f"restorer input of {rows} x {cols} px is smaller than its {2 * self.feature_margin + 1}-px "
+                             "Wiener kernels and signal-to-noise window")
+        if self.snr_window is not None:
+            return self._local_features(y)
         kernels = torch.fft.rfft2(torch.flip(self.bank[:, 0], dims=(-2, -1)).double(), s=(rows, cols))
         filtered = torch.fft.irfft2(torch.fft.rfft2(y.double()) * kernels, s=(rows, cols))[..., k - 1 :, k - 1 :]
         h = k // 2
@@ -260,14 +356,15 @@ class Restorer(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"kernel={self.kernel}, taper={self.taper}, depth={self.depth}, balances={self.balances}, "
-                f"reference_snr={self.reference_snr}, margin={self.margin}")
+                f"reference_snr={self.reference_snr}, snr_window={self.snr_window}, margin={self.margin}")
 
 
 def restorer_config(model: Any) -> dict[str, Any]:
     """Constructor arguments that rebuild ``model`` (without its PSF)."""
     body_convs = [m for m in model.body if isinstance(m, nn.Conv2d)]
     return {"features": body_convs[0].out_channels, "depth": model.depth, "kernel": model.kernel,
-            "balances": list(model.balances), "taper": model.taper, "reference_snr": model.reference_snr}
+            "balances": list(model.balances), "taper": model.taper, "reference_snr": model.reference_snr,
+            **({} if model.snr_window is None else {"snr_window": model.snr_window})}
 
 
 class NoiseUnits(nn.Module):
@@ -276,14 +373,19 @@ class NoiseUnits(nn.Module):
     The affine maps are pixel-wise, so the wrapped network keeps the restorer's ``margin`` and
     tiles exactly as it does: the statistics (:func:`noise_statistics`) come from the whole
     image, or a sample of it for streamed and Dask prediction, never from each tile. ``snr``
-    scales the network's bank (:meth:`Restorer.set_snr`) once, here.
+    scales the network's bank (:meth:`Restorer.set_snr`) once, here; ``gain`` (electrons per
+    image unit) sets its photon noise (:meth:`Restorer.set_photon`).
     """
 
-    def __init__(self, net: Restorer, background: float, sigma: float, snr: float | None = None) -> None:
+    def __init__(self, net: Restorer, background: float, sigma: float, snr: float | None = None,
+                 gain: float | None = None) -> None:
         super().__init__()
         if not (np.isfinite(sigma) and sigma > 0):
             raise InputError(f"sigma must be a positive number, got {sigma!r}")
-        if net.reference_snr is not None:
+        if gain is not None and not (np.isfinite(gain) and gain > 0):
+            raise InputError(f"gain must be a positive number (electrons per image unit) or None, got {gain!r}")
+        net.set_photon(0.0 if gain is None else 1.0 / (gain * sigma))
+        if net.reference_snr is not None and net.snr_window is None:
             if snr is None:
                 raise InputError("this restorer scales its bank to the image's signal-to-noise ratio: pass snr "
                                  "(noise_statistics gives it)")
