@@ -241,3 +241,38 @@ def test_train_restorer_command_writes_a_model_and_refuses_a_finished_folder(tmp
     assert load_model(tmp_path / "universal")[0].reference_snr == 60.0  # the bank follows the image's SNR
     assert main(universal + ["--fixed-bank", "--reference-snr", "30"]) == 2
     assert "exclude each other" in capsys.readouterr().err
+
+
+def _local(**kwargs) -> Restorer:
+    return tiny(reference_snr=60.0, snr_window=9, balances=(1e-3, 1e-2), **kwargs)
+
+
+def test_local_bank_tiles_exactly_and_its_margin_is_what_an_impulse_reaches(rng):
+    net = _local()
+    assert net.margin == 1 + 4 + 2 + 3 and net.feature_margin == 7  # max(kernel // 2, 1 + 9 // 2 + 5 // 2) + depth
+    y = (rng.standard_normal((70, 61)) * 3 + 40 * (rng.random((70, 61)) > 0.995)).astype(np.float32)
+    whole = deconvolve(y, net)
+    for tile in (8, 23):
+        np.testing.assert_allclose(deconvolve(y, net, tile=tile), whole, atol=1e-4)
+    with torch.no_grad():  # a bright point changes the output within the margin, and nowhere beyond
+        base = torch.from_numpy(rng.standard_normal((1, 1, 81, 81)).astype(np.float32))
+        lit = base.clone()
+        lit[0, 0, 40, 40] += 500.0
+        changed = (net(lit) - net(base)).abs()[0, 0] > 1e-6
+    rows = changed.any(dim=1).nonzero().flatten()
+    assert int(rows.max() - rows.min()) <= 2 * net.margin
+
+
+def test_local_bank_smooths_where_the_signal_is_low():
+    """Far from any source the local balances are those of a signal-to-noise ratio of 1: the smoothest."""
+    net = _local()
+    y = torch.zeros(1, 1, 60, 60)
+    y[0, 0, 10, 10] = 1000.0
+    snr = net.local_snr(y)[0, 0]
+    assert float(snr[-1, -1]) == pytest.approx(1.0) and float(snr[0, 0]) > 100
+    photon = _local().set_photon(1.0)
+    assert float(photon.local_snr(y)[0, 0][0, 0]) < 0.2 * float(snr[0, 0])  # photon noise: a lower ratio
+    with pytest.raises(InputError, match="reference_snr"):
+        tiny(snr_window=9)
+    with pytest.raises(InputError, match=">= 0"):
+        net.set_photon(-1.0)

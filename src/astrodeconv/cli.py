@@ -163,8 +163,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train-restorer", help="train a restorer (Wiener bank + CNN) on fresh random scenes; resumable")
     p.add_argument("--images", nargs="+", required=True, type=Path, help="clean FITS images to simulate scenes from")
     p.add_argument("-o", "--output", required=True, type=Path, help="model folder (an unfinished run is continued)")
-    p.add_argument("--setting", default="universal", choices=("universal", "paper"), help="scene distribution: "
-                   "universal (Airy/Gaussian/Moffat, many widths and noise levels) or paper (airy-paper, sigma 0.01)")
+    p.add_argument("--setting", default="universal", choices=("universal", "realistic", "paper"), help="scene "
+                   "distribution: universal (Airy/Gaussian/Moffat, many widths and noise levels), realistic (half of "
+                   "them as instruments see the sky: GalSim PSFs, photon noise, PSF estimates; needs GalSim) or paper "
+                   "(airy-paper, sigma 0.01)")
     p.add_argument("--epochs", type=int, default=70)
     p.add_argument("--scenes", type=int, default=64, help="new 256 x 256 scenes per epoch")
     p.add_argument("--patches", type=int, default=16, help="windows drawn per scene")
@@ -176,6 +178,8 @@ def _build_parser() -> argparse.ArgumentParser:
                    "with this reference (default: 60 for --setting universal, fixed balances for paper)")
     p.add_argument("--fixed-bank", action="store_true", help="keep the bank's balances fixed whatever the image's "
                    "signal-to-noise ratio (how benchmarks/folds/restorer-universal-pretrained was trained)")
+    p.add_argument("--snr-window", type=int, metavar="PX", help="local bank: balances follow the signal-to-noise "
+                   "ratio within this many pixels (odd), not the image's")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch threads (default: all available cores)")
     p.set_defaults(func=_cmd_train_restorer)
@@ -278,7 +282,7 @@ def _cmd_train_restorer(args: argparse.Namespace) -> int:
 
     reference_snr = reference_snr_for(args.setting, args.reference_snr, args.fixed_bank)
     out = train_restorer(list(args.images), args.output, reference_snr=reference_snr,
-                         **_pick(args, "setting epochs scenes patches val_scenes batch lr init seed threads"))
+                         **_pick(args, "setting epochs scenes patches val_scenes batch lr init seed threads snr_window"))
     print(f"model written to {out}")
     return 0
 

@@ -58,12 +58,12 @@ def scene_batch(
     """
     import torch
 
-    h, d = model.kernel // 2, model.depth
+    h, d = model.feature_margin, model.depth
     side = out_size + 2 * d
     feats, targets, weights = [], [], []
     with torch.no_grad():
         for scene in scenes:
-            model.set_psf(scene.psf, signal_to_noise(scene.observed))
+            model.set_photon(scene.photon).set_psf(scene.psf, signal_to_noise(scene.observed))
             f = model.features(torch.from_numpy(scene.observed)[None, None])[0]
             t = torch.from_numpy(scene.truth[h:-h, h:-h])
             weight = 1.0 / max(float(torch.mean((f - t) ** 2, dim=(1, 2)).min()), 1e-6)
@@ -80,7 +80,15 @@ def scene_batch(
 
 def _draw_scenes(images: list[np.ndarray], setting: Any, n: int, rng: np.random.Generator) -> list[Any]:
     picks = rng.integers(len(images), size=n)
-    return [simulate_scene(images[k], setting, rng, SCENE_SIZE) for k in picks]
+    scenes = []
+    for k in picks:
+        if setting.instrument_fraction and rng.random() < setting.instrument_fraction:
+            from .instrument_scenes import simulate_instrument_scene
+
+            scenes.append(simulate_instrument_scene(images[k], rng, SCENE_SIZE))
+        else:
+            scenes.append(simulate_scene(images[k], setting, rng, SCENE_SIZE))
+    return scenes
 
 
 def reference_snr_for(setting: str, reference_snr: float | None = None, fixed_bank: bool = False) -> float | None:
@@ -91,7 +99,7 @@ def reference_snr_for(setting: str, reference_snr: float | None = None, fixed_ba
     """
     if fixed_bank and reference_snr is not None:
         raise InputError("--fixed-bank and --reference-snr exclude each other; give one")
-    if reference_snr is None and setting == "universal" and not fixed_bank:
+    if reference_snr is None and setting in ("universal", "realistic") and not fixed_bank:
         return UNIVERSAL_REFERENCE_SNR
     return reference_snr
 
@@ -111,6 +119,7 @@ def train_restorer(
     init: str | os.PathLike | None = None,
     model_kwargs: dict[str, Any] | None = None,
     reference_snr: float | None = None,
+    snr_window: int | None = None,
     threads: int | None = None,
     progress: bool = True,
     extra_meta: dict[str, Any] | None = None,
@@ -147,6 +156,10 @@ def train_restorer(
         Scale the bank to each scene's signal-to-noise ratio with this reference
         (:class:`~astrodeconv.nn.restorer.Restorer`); also applied to an ``init`` model that
         had fixed balances, keeping its weights. ``None``: as the model (or ``init``) has it.
+    snr_window : int, optional
+        Give the model a local bank (:class:`~astrodeconv.nn.restorer.Restorer`
+        ``snr_window``): each pixel's balances follow the signal-to-noise ratio within this
+        many pixels, not the image's; also applied to an ``init`` model, keeping its weights.
     threads : int, optional
         Torch threads (``None``: the cores this process may use).
     stop_after : int, optional
@@ -184,8 +197,12 @@ def train_restorer(
         model.requires_grad_(True)
     else:
         model = create_model("restorer", **(model_kwargs or {}))
-    if reference_snr is not None and model.reference_snr != float(reference_snr):
-        rebuilt = create_model("restorer", **{**restorer_config(model), "reference_snr": float(reference_snr)})
+    changes = {} if reference_snr is None or model.reference_snr == float(reference_snr) else \
+        {"reference_snr": float(reference_snr)}
+    if snr_window is not None and model.snr_window != int(snr_window):
+        changes["snr_window"] = int(snr_window)
+    if changes:
+        rebuilt = create_model("restorer", **{**restorer_config(model), **changes})
         rebuilt.load_state_dict(model.state_dict())
         model = rebuilt
     model.train()
@@ -195,7 +212,8 @@ def train_restorer(
     settings = {"images": records, "setting": setting, "epochs": int(epochs), "scenes": int(scenes),
                 "patches": int(patches), "out_size": int(out_size), "batch": int(batch), "lr": float(lr),
                 "val_scenes": int(val_scenes), "seed": int(seed), "init": str(init) if init else None,
-                "model_kwargs": dict(model_kwargs or {}), "reference_snr": reference_snr}
+                "model_kwargs": dict(model_kwargs or {}), "reference_snr": reference_snr,
+                **({} if snr_window is None else {"snr_window": int(snr_window)})}
     if ckpt_path.is_file():
         ckpt = load_checkpoint(ckpt_path)
         if ckpt.get("settings") != json.loads(json.dumps(settings, default=str)):
@@ -213,7 +231,8 @@ def train_restorer(
                              sigma=0.01 if setting == "paper" else 0.0, patch_size=out_size + 2 * model.margin,
                              target_size=out_size, optimizer="adam", lr=lr, schedule="cosine", batch=batch,
                              epochs=epochs, samples=scenes * patches, val_samples=val_scenes * patches, seed=seed,
-                             model_kwargs=restorer_config(model) if model_kwargs or init or reference_snr else {})
+                             model_kwargs=restorer_config(model) if model_kwargs or init or reference_snr or snr_window
+                             else {})
         meta = {"training_images": records, "setting": setting, "scenes_per_epoch": scenes,
                 "patches_per_scene": patches, "init": str(init) if init else None, **(extra_meta or {})}
         for epoch in range(start, epochs):

@@ -12,7 +12,9 @@ Gaussian sigma = 0.01 of the maximum, the images as they are) and ``"universal"`
 Gaussian and Moffat PSFs of FWHM 2.5 to 13 px, sigma 0.002 to 0.07 of the maximum, both
 log-uniform and a little wider than the 3-12 px and 0.003-0.05 the model serves, a third
 of the scenes with Poisson noise, dynamic ranges from ``x ** 0.4`` to ``x ** 3``, saturated
-cores, and a fifth of the scenes exactly at the paper's setting).
+cores, and a fifth of the scenes exactly at the paper's setting); ``"realistic"`` draws half
+its scenes as instruments see the sky (:mod:`astrodeconv.nn.instrument_scenes`) and the
+other half as ``"universal"`` does (a tenth of those at the paper's setting).
 """
 
 from __future__ import annotations
@@ -57,6 +59,10 @@ class SceneSetting:
         cores, as on photographic plates).
     estimated_fraction : float
         Probability that a Gaussian scene is normalised by the estimated, not the true, sigma.
+    instrument_fraction : float
+        Probability of a scene as instruments see the sky instead
+        (:func:`astrodeconv.nn.instrument_scenes.simulate_instrument_scene`: GalSim PSFs, photon
+        noise on a sky, the PSF given with the errors of an estimate).
     """
 
     name: str
@@ -68,6 +74,7 @@ class SceneSetting:
     gamma: tuple[float, float] = (1.0, 1.0)
     saturated_fraction: float = 0.0
     estimated_fraction: float = 0.0
+    instrument_fraction: float = 0.0
 
 
 SETTINGS = {
@@ -76,6 +83,8 @@ SETTINGS = {
                               poisson_fraction=0.3, gamma=(0.4, 3.0), saturated_fraction=0.3,
                               estimated_fraction=0.5),
 }
+SETTINGS["realistic"] = SceneSetting(**{**SETTINGS["universal"].__dict__, "name": "realistic", "paper_fraction": 0.1,
+                                        "instrument_fraction": 0.5})
 
 
 @dataclass
@@ -88,6 +97,7 @@ class Scene:
     psf_spec: str
     sigma: float  # Gaussian sigma, relative to the clean maximum
     scale: float  # noise level used for normalising, relative to the clean maximum
+    photon: float = 0.0  # photon noise in noise units (Restorer.set_photon); 0: not told
 
 
 def sample_psf(setting: SceneSetting, rng: np.random.Generator) -> tuple[str, np.ndarray]:
