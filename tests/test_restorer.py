@@ -276,3 +276,24 @@ def test_local_bank_smooths_where_the_signal_is_low():
         tiny(snr_window=9)
     with pytest.raises(InputError, match=">= 0"):
         net.set_photon(-1.0)
+
+
+def test_conserving_the_flux_puts_back_what_the_network_lost(rng):
+    psf = gaussian(3.0)
+    net = tiny(psf=psf, conserve_flux=True)
+    plain = tiny(psf=psf)
+    assert net.margin == plain.margin + 2 * (15 // 2)
+    with torch.no_grad():
+        plain.body[-1].weight.zero_()
+        plain.body[-1].bias.zero_()
+        plain.skip.weight.mul_(0.5)  # a network that loses half the light: half its Wiener channel
+        net.load_state_dict(plain.state_dict())
+    truth = np.zeros((120, 120))
+    truth[rng.integers(40, 80, 12), rng.integers(40, 80, 12)] = 200.0
+    y = (blur(truth, psf) + rng.standard_normal(truth.shape)).astype(np.float32)
+    lost, kept = deconvolve(y, plain), deconvolve(y, net)
+    inside = (slice(30, 90), slice(30, 90))
+    assert abs(lost[inside].sum() / truth[inside].sum() - 0.5) < 0.1
+    assert abs(kept[inside].sum() / truth[inside].sum() - 1) < 0.03
+    np.testing.assert_allclose(deconvolve(y, net, tile=24), kept, atol=1e-4)
+    assert kept.min() >= -3.0 - 1e-6  # never below the sky by more than three times the noise

@@ -56,6 +56,34 @@ LOCAL_SNR_RANGE = (1.0, 1e4)
 GRID_STEP = np.log(10.0) / 3
 
 
+#: Lowest restored value, noise units (the sky at 0): below it the noise does not reach.
+NEGATIVE_LIMIT = 3.0
+
+
+def _flux_kernels(psf: np.ndarray, kernel: int) -> torch.Tensor:
+    """The PSF cut to ``kernel`` pixels and the Gaussian of :meth:`Restorer._keep_flux`, ``(2, kernel, kernel)``."""
+    from ..psf import fwhm
+
+    half = kernel // 2
+    padded = np.zeros((max(kernel, psf.shape[0]), max(kernel, psf.shape[1])))
+    r0, c0 = (padded.shape[0] - psf.shape[0]) // 2, (padded.shape[1] - psf.shape[1]) // 2
+    padded[r0 : r0 + psf.shape[0], c0 : c0 + psf.shape[1]] = psf
+    cy, cx = (padded.shape[0] - 1) // 2, (padded.shape[1] - 1) // 2
+    cut = padded[cy - half : cy + half + 1, cx - half : cx + half + 1]
+    sigma = min(2 * fwhm(psf), half / 3.0) / 2.3548
+    yy, xx = np.mgrid[-half : half + 1, -half : half + 1]
+    gauss = np.exp(-(yy**2 + xx**2) / (2 * sigma**2))
+    return torch.from_numpy(np.stack([cut / cut.sum(), gauss / gauss.sum()]))
+
+
+def _valid_fft(image: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """The "valid" convolution of ``(B, 1, H, W)`` with a centred, symmetric-sized ``(k, k)`` kernel, by FFT."""
+    rows, cols = image.shape[-2:]
+    k = kernel.shape[-1]
+    spectrum = torch.fft.rfft2(kernel.to(image.device, image.dtype), s=(rows, cols))
+    return torch.fft.irfft2(torch.fft.rfft2(image) * spectrum, s=(rows, cols))[..., k - 1 :, k - 1 :]
+
+
 def _snr_margin(window: int) -> int:
     """Pixels lost per side by :meth:`Restorer.local_snr` for a window of ``window`` pixels."""
     return 1 + window // 2 + ((window // 2) | 1) // 2
@@ -162,6 +190,7 @@ class Restorer(nn.Module):
         taper: bool = True,
         reference_snr: float | None = None,
         snr_window: int | None = None,
+        conserve_flux: bool = False,
     ) -> None:
         super().__init__()
         features = int_between(features, "restorer features", 1, MAX_CHANNELS)
@@ -193,7 +222,8 @@ class Restorer(nn.Module):
         self.kernel = kernel
         self.depth = depth
         self.feature_margin = kernel // 2 if snr_window is None else max(kernel // 2, _snr_margin(snr_window))
-        self.margin = self.feature_margin + depth
+        self.conserve_flux = bool(conserve_flux)
+        self.margin = self.feature_margin + depth + (2 * (kernel // 2) if self.conserve_flux else 0)
         channels = len(self.balances) + 1
         self.register_buffer("bank", torch.zeros(len(self.balances), 1, kernel, kernel))
         self.register_buffer("grid_bank", torch.zeros(0, 1, kernel, kernel), persistent=False)
@@ -263,6 +293,8 @@ class Restorer(nn.Module):
         return tuple(b * (self.reference_snr / self.snr) ** 2 for b in self.balances)
 
     def _install_bank(self) -> "Restorer":
+        if self.conserve_flux:
+            self.flux_kernels = _flux_kernels(self.psf, self.kernel)
         if self.snr_window is not None:  # every balance a pixel may need, on a grid of log-balances
             grid = wiener_bank(self.psf, np.exp(self._log_grid()), self.kernel, self.taper)
             self.grid_bank = torch.from_numpy(grid)[:, None].to(self.bank.device, self.bank.dtype)
@@ -352,11 +384,30 @@ class Restorer(nn.Module):
         return self.skip(f[:, :, d : f.shape[2] - d, d : f.shape[3] - d]) + self.body(f)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(y))
+        out = self.head(self.features(y))
+        return self._keep_flux(y, out) if self.conserve_flux else out
+
+    def _keep_flux(self, y: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """``out + G * (y - h * out)``, then no lower than ``-NEGATIVE_LIMIT`` (noise units), all "valid".
+
+        ``h``: the PSF cut to ``kernel`` pixels; ``G``: a unit-sum Gaussian of twice the PSF's
+        FWHM (at most a sixth of ``kernel``), on ``kernel`` pixels. What the restoration lost
+        or added at scales above ``G``'s, the observation says, is put back smoothly: the
+        flux within a few FWHM of every source is the observation's, and the noise this adds
+        is the observation's averaged over ``G`` (a few hundredths of it).
+        """
+        h = self.kernel // 2
+        inner = (y.shape[-2] - out.shape[-2]) // 2
+        seen = y[..., inner : y.shape[-2] - inner, inner : y.shape[-1] - inner].double()
+        blurred = _valid_fft(out.double(), self.flux_kernels[0])
+        residual = seen[..., h : seen.shape[-2] - h, h : seen.shape[-1] - h] - blurred
+        kept = out[..., 2 * h : out.shape[-2] - 2 * h, 2 * h : out.shape[-1] - 2 * h].double()
+        return (kept + _valid_fft(residual, self.flux_kernels[1])).clamp(min=-NEGATIVE_LIMIT).to(out.dtype)
 
     def extra_repr(self) -> str:
         return (f"kernel={self.kernel}, taper={self.taper}, depth={self.depth}, balances={self.balances}, "
-                f"reference_snr={self.reference_snr}, snr_window={self.snr_window}, margin={self.margin}")
+                f"reference_snr={self.reference_snr}, snr_window={self.snr_window}, "
+                f"conserve_flux={self.conserve_flux}, margin={self.margin}")
 
 
 def restorer_config(model: Any) -> dict[str, Any]:
@@ -364,7 +415,8 @@ def restorer_config(model: Any) -> dict[str, Any]:
     body_convs = [m for m in model.body if isinstance(m, nn.Conv2d)]
     return {"features": body_convs[0].out_channels, "depth": model.depth, "kernel": model.kernel,
             "balances": list(model.balances), "taper": model.taper, "reference_snr": model.reference_snr,
-            **({} if model.snr_window is None else {"snr_window": model.snr_window})}
+            **({} if model.snr_window is None else {"snr_window": model.snr_window}),
+            **({"conserve_flux": True} if model.conserve_flux else {})}
 
 
 class NoiseUnits(nn.Module):

@@ -1,0 +1,51 @@
+"""Give the ``restorer-universal`` Table I folds the local bank and instrument-like scenes (second stage).
+
+The committed folds ``benchmarks/folds/restorer-universal-<image>`` are made in two stages:
+first as ``experiments/protocols/table1.toml`` says (the pretrained universal model
+fine-tuned 60 epochs on the five other Table I images, image-wide bank), then by this script:
+each fold fine-tuned again, on the same five images, with a local bank (balances follow the
+signal-to-noise ratio within 49 px, ``Restorer(snr_window=49)``) and the ``realistic`` scene
+setting (half the scenes as instruments see the sky: GalSim PSFs, photon noise, PSF
+estimates; :mod:`astrodeconv.nn.instrument_scenes`). Resumable; one fold per process::
+
+    python benchmarks/local_folds.py m81_dss1 --out runs/local-folds     # ~8 min per fold on one core
+    cp runs/local-folds/restorer-universal-m81_dss1/{config.json,weights.pt,meta.json,history.csv} \\
+        benchmarks/folds/restorer-universal-m81_dss1/
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+FOLDS = Path(__file__).resolve().parent / "folds"
+SETTINGS = dict(setting="realistic", reference_snr=60.0, snr_window=49, epochs=12, scenes=64, patches=16, lr=3e-4,
+                seed=0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from astrodeconv.data import sky_dir
+    from astrodeconv.experiments.protocols import load_protocol
+    from astrodeconv.nn.restorer_training import train_restorer
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("images", nargs="+", help="held-out images of the folds to fine-tune")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the new fold folders")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    table = load_protocol("table1").images
+    for image in args.images:
+        if image not in table:
+            parser.error(f"{image} is not a Table I image ({', '.join(table)})")
+        others = [sky_dir() / f"{name}.fits.gz" for name in table if name != image]
+        init = FOLDS / f"restorer-universal-{image}"
+        command = (f"python benchmarks/local_folds.py {image} --out OUT (from the image-wide-bank fold of "
+                   "experiments/protocols/table1.toml)")
+        train_restorer(others, args.out / f"restorer-universal-{image}", init=init, threads=args.threads,
+                       extra_meta={"protocol": "table1", "held_out": image, "command": command,
+                                   "stage": "local bank + realistic scenes"}, **SETTINGS)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
