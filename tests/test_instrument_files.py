@@ -187,3 +187,20 @@ def test_automatic_rl_stops_before_the_noise_on_a_crop_of_the_sky(tmp_path):
                  str(tmp_path / "psf.fits"), "--method", "rl"]) == 0
     # the crop's edges keep the whole image's residual at seven times the noise: measured inside, RL stops
     assert _params(tmp_path / "o.fits")["num_iter"] < 60
+
+
+def test_a_noise_map_sets_the_noise_from_a_file_or_a_variance_extension(tmp_path, frame, capsys):
+    fits.writeto(tmp_path / "psf.fits", frame.psf)
+    sigma = np.full(frame.adu.shape, 20.0, np.float32)
+    fits.writeto(tmp_path / "noise.fits", sigma)
+    fits.HDUList([fits.PrimaryHDU(frame.adu), fits.ImageHDU(sigma**2, name="VAR")]).writeto(tmp_path / "var.fits")
+    common = ["--psf", str(tmp_path / "psf.fits"), "--method", "restorer-universal"]
+    for name, src, extra in (("file", tmp_path / "var.fits", ["--noise-map", str(tmp_path / "noise.fits")]),
+                             ("hdu", tmp_path / "var.fits", ["--noise-map", "VAR"])):
+        assert main(["deconvolve", str(src), "-o", str(tmp_path / f"{name}.fits"), *common, *extra]) == 0
+        assert "median of the noise map" in capsys.readouterr().out
+        assert abs(_params(tmp_path / f"{name}.fits")["sigma"] * frame.adu.max() - 20.0) < 0.01
+    fits.writeto(tmp_path / "small.fits", sigma[:10, :10])
+    assert main(["deconvolve", str(tmp_path / "var.fits"), "-o", str(tmp_path / "x.fits"), *common,
+                 "--noise-map", str(tmp_path / "small.fits")]) == 2
+    assert "--noise-map" in capsys.readouterr().err

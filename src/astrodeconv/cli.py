@@ -141,6 +141,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--read-noise", type=float, metavar="E", help="read noise, electrons (default: RDNOISE): the "
                    "least the sky's noise can be")
     p.add_argument("--mask", metavar="FILE|HDU", help="bad pixels, non-zero = bad (default: a DQ extension)")
+    p.add_argument("--noise-map", metavar="FILE|HDU", help="per-pixel noise sigma, image units (HDU VAR: "
+                   "variances; default: an ERR extension)")
     p.add_argument("--no-point-sources", dest="point_sources", action="store_false", help="restore bright stars "
                    "with the rest (default: fitted with the PSF, taken out, put back as points)")
     p.set_defaults(func=_cmd_deconvolve)
@@ -260,7 +262,8 @@ def _cmd_deconvolve(args: argparse.Namespace) -> int:
                         model=args.model, tile=args.tile, device=args.device, backend=backend, workers=args.dask,
                         scheduler=args.scheduler, chunk=args.chunk, hdu=_hdu(args.hdu), overwrite=args.overwrite,
                         saturation=args.saturate, mask=args.mask, sigma_relative=args.sigma_relative,
-                        gain=args.gain, read_noise=args.read_noise, point_sources=args.point_sources)
+                        gain=args.gain, read_noise=args.read_noise, point_sources=args.point_sources,
+                        noise_map=args.noise_map)
     for note in done.notes:
         print(note)
     what = f"({_format_params(done.params)})" if done.how == "in memory" else done.how

@@ -192,6 +192,7 @@ def restore_file(
     gain: float | None = None,
     read_noise: float | None = None,
     point_sources: bool = True,
+    noise_map: str | None = None,
 ) -> Restoration:
     """Restore a FITS image into a new FITS file, keeping its header and adding provenance.
 
@@ -233,6 +234,17 @@ def restore_file(
         used without it). They are NaN in the output; the flags are written as a ``MASK``
         extension. A ``SCI``/``ERR``/``DQ`` file is read as such and written back with its layout.
         (In memory only.)
+    gain, read_noise : float, optional
+        Electrons per image unit and the read noise in electrons (default: the ``GAIN`` and
+        ``RDNOISE`` cards): photon noise over the sky's for the data fit and the restorers'
+        local bank; the sky's noise no lower than the read noise.
+    point_sources : bool
+        Fit the stars above 50 sigma with the PSF, take them out before the restoration and
+        put them back as points of their fitted flux (:mod:`astrodeconv.points`).
+    noise_map : str, optional
+        Per-pixel noise sigma, image units: a FITS file or an HDU of the input (``VAR`` or
+        ``VARIANCE``: variances); default: an ``ERR`` extension. Its median is the sky's noise,
+        its mean square the data fit's.
     """
     found = methods.get(method)
     if backend not in BACKENDS:
@@ -253,15 +265,15 @@ def restore_file(
     io.check_output(output, overwrite)
     if backend == "auto":
         backend = "dask" if workers is not None or scheduler else "stream" if _larger_than_memory(observed, hdu) else "memory"
-    if backend != "memory" and (mask is not None or saturation is not None):
-        raise InputError(f"--mask and --saturate are applied in memory only, and {observed} is restored by tiles "
+    if backend != "memory" and (mask is not None or saturation is not None or noise_map is not None):
+        raise InputError(f"--mask, --saturate and --noise-map are applied in memory only, and {observed} is restored by tiles "
                          f"({backend}): drop --stream/--dask, or restore a crop")
     if backend == "memory":
         return _restore_in_memory(observed, output, found, psf_spec, params, (sigma, sigma_relative), truth, model,
                                   tile, device, hdu, overwrite, saturation, mask, select,
                                   (None if gain is None else positive_float(gain, "--gain (electrons per image unit)"),
                                    None if read_noise is None else positive_float(read_noise, "--read-noise (electrons)")),
-                                  bool(point_sources))
+                                  bool(point_sources), noise_map)
     return _restore_by_tiles(observed, output, found, psf_spec, params, (sigma, sigma_relative), model, tile, device,
                              backend, workers, scheduler, chunk, hdu, overwrite)
 
@@ -293,7 +305,7 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
                        truth: str | Path | None, model: Any, tile: int | None, device: str, hdu: Any, overwrite: bool,
                        saturation: float | None, mask: str | None, select: str,
                        detector: tuple[float | None, float | None] = (None, None),
-                       point_sources: bool = True) -> Restoration:
+                       point_sources: bool = True, noise_map: str | None = None) -> Restoration:
     frame = io.read_frame(observed, hdu=hdu)
     image, header = frame.data, frame.header
     finite_image(image, f"{observed}: the image")
@@ -317,10 +329,12 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
         raise InputError(f"{observed}: the maximum pixel value is {scale}; expected a positive maximum")
     y = image / scale
     sigma = _relative_sigma(given_sigma, header, scale)
-    error = None if frame.error is None else frame.error[~bad & np.isfinite(frame.error)]
+    noise = _noise_map(frame, noise_map, observed)
+    error = None if noise is None else noise[~bad & np.isfinite(noise)]
     if sigma is None and error is not None:
         sigma = float(np.median(error)) / scale
-        notes.append(f"noise sigma {sigma * scale:.4g} (the median of the ERR extension)")
+        notes.append(f"noise sigma {sigma * scale:.4g} (the median of the "
+                     f"{'ERR extension' if noise_map is None else 'noise map'})")
     if sigma is None:
         sigma = estimate_sigma(fill_bad(y)[0])
     gain, sigma, fit_sigma = _detector_noise(y, sigma, scale, header, detector, error, notes)
@@ -394,6 +408,26 @@ def _regions(mask: np.ndarray) -> int:
     from scipy import ndimage
 
     return int(ndimage.label(mask)[1])
+
+
+def _noise_map(frame: io.Frame, noise_map: str | None, observed: Path) -> np.ndarray | None:
+    """The per-pixel noise sigma (image units): ``noise_map`` (a FITS file or an HDU of ``observed``), else ERR.
+
+    An HDU named ``VAR`` or ``VARIANCE`` holds variances: their square roots are used.
+    """
+    if noise_map is None:
+        return frame.error
+    source = Path(noise_map)
+    values, header = io.read_image(source) if source.is_file() else io.read_image(observed, parse_hdu(noise_map))
+    if values.shape != frame.data.shape:
+        raise InputError(f"--noise-map {noise_map} is {values.shape[0]} x {values.shape[1]} px, the image "
+                         f"{frame.data.shape[0]} x {frame.data.shape[1]}")
+    if str(header.get("EXTNAME", "")).strip().upper() in ("VAR", "VARIANCE"):
+        values = np.sqrt(np.where(values >= 0, values, np.nan))
+    good = values[np.isfinite(values)]
+    if good.size == 0 or not np.all(good > 0):
+        raise InputError(f"--noise-map {noise_map}: a noise map must be positive where it is finite")
+    return values
 
 
 def _bad_pixels(frame: io.Frame, mask: str | None, observed: Path) -> np.ndarray:
