@@ -5,7 +5,7 @@ first as ``experiments/protocols/table1.toml`` says (the pretrained universal mo
 fine-tuned 60 epochs on the five other Table I images, image-wide bank), then by this script:
 each fold fine-tuned again, on the same five images, with a local bank (balances follow the
 signal-to-noise ratio within 49 px, ``Restorer(snr_window=49)``) and the ``realistic`` scene
-setting (half the scenes as instruments see the sky: GalSim PSFs, photon noise, PSF
+setting (30 % of the scenes as instruments see the sky: GalSim PSFs, photon noise, PSF
 estimates; :mod:`astrodeconv.nn.instrument_scenes`). Resumable; one fold per process::
 
     python benchmarks/local_folds.py m81_dss1 --out runs/local-folds     # ~8 min per fold on one core

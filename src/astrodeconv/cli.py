@@ -166,7 +166,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", nargs="+", required=True, type=Path, help="clean FITS images to simulate scenes from")
     p.add_argument("-o", "--output", required=True, type=Path, help="model folder (an unfinished run is continued)")
     p.add_argument("--setting", default="universal", choices=("universal", "realistic", "paper"), help="scene "
-                   "distribution: universal (Airy/Gaussian/Moffat, many widths and noise levels), realistic (half of "
+                   "distribution: universal (Airy/Gaussian/Moffat, many widths and noise levels), realistic (30 % of "
                    "them as instruments see the sky: GalSim PSFs, photon noise, PSF estimates; needs GalSim) or paper "
                    "(airy-paper, sigma 0.01)")
     p.add_argument("--epochs", type=int, default=70)

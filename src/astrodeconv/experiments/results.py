@@ -62,15 +62,18 @@ def previous_results(protocol: Protocol, out_dir: Path) -> list[dict[str, Any]]:
 
 
 def replace_rows(previous: list[dict[str, Any]], rows: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
-    """``previous`` without the rows whose ``keys`` match a row of ``rows``, then ``rows``.
+    """``previous`` with each row whose ``keys`` match a row of ``rows`` replaced in place, then the new rows.
 
-    Values are compared as text, so rows read back from CSV match freshly computed ones.
+    Values are compared as text, so rows read back from CSV match freshly computed ones; the
+    order of ``previous`` is kept (the tables' columns follow it).
     """
     def key(row: dict[str, Any]) -> tuple[str, ...]:
         return tuple(str(row[k]) for k in keys)
 
-    fresh = {key(r) for r in rows}
-    return [r for r in previous if key(r) not in fresh] + rows
+    fresh = {key(r): r for r in rows}
+    kept = [fresh.get(key(r), r) for r in previous]
+    seen = {key(r) for r in previous}
+    return kept + [r for r in rows if key(r) not in seen]
 
 
 def write_rows_and_table(rows: list[dict[str, Any]], protocol: Protocol, table: str, out_dir: Path, stem: str,

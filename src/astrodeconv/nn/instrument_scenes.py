@@ -9,9 +9,10 @@ What :func:`simulate_instrument_scene` draws, per scene (all in electrons, then 
 * **PSF given to the network**: the true one in half the scenes; otherwise, as real estimates
   are, its FWHM 0.85 to 1.15 times the truth's, a Moffat (beta 2.5 to 4.5) of its FWHM, or the
   true PSF with the noise and the smoothing of an estimate from a few stars.
-* **Sky**: stars with a steep number count, their peaks below :data:`MAX_STAR_SNR` times the
-  sky's noise (brighter ones the pipeline fits and takes out before the network,
-  :mod:`astrodeconv.points`), drawn as points shared bilinearly over four pixels; Sersic
+* **Sky**: stars with a steep number count, their peaks up to :data:`MAX_STAR_SNR` times the
+  sky's noise (the pipeline fits those above 50 and takes them out before the network,
+  :mod:`astrodeconv.points`, but tiles, ``--no-point-sources`` and the arrays API give them to
+  it), drawn as points shared bilinearly over four pixels; Sersic
   and bulge + disk galaxies; on a third of the scenes a crop of a real sky image as extended
   emission.
 * **Detector**: a sky of 50 to 5,000 e-/px, Poisson noise, read noise 2 to 10 e-.
@@ -35,8 +36,8 @@ from .scenes import Scene
 
 __all__ = ["MAX_STAR_SNR", "simulate_instrument_scene"]
 
-#: Brightest star peak drawn, in units of the sky's noise (brighter ones are fitted, not restored).
-MAX_STAR_SNR = 60.0
+#: Brightest star peak drawn, in units of the sky's noise.
+MAX_STAR_SNR = 3000.0
 #: Side of the drawn PSFs, pixels.
 PSF_SIDE = 63
 
@@ -129,7 +130,7 @@ def simulate_instrument_scene(clean: np.ndarray | None, rng: np.random.Generator
     truth = np.zeros((window, window))
     peak_per_flux = float(psf.max())
     for _ in range(int(rng.integers(5, 80))):  # stars: steep counts, peaks from 1 to MAX_STAR_SNR noise
-        snr = float(np.exp(rng.uniform(0.0, 1.0) ** 2.0 * np.log(MAX_STAR_SNR)))
+        snr = float(np.exp(rng.uniform(0.0, 1.0) ** 2.0 * np.log(MAX_STAR_SNR)))  # median 7, one in ten above 650
         x, y = rng.uniform(1, window - 2, 2)
         _points(truth, x, y, snr * noise / peak_per_flux)
     galaxies = galsim.ImageD(window, window, scale=1.0)

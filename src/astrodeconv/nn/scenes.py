@@ -7,14 +7,14 @@ with Gaussian or Poisson-Gaussian noise. Everything is returned in *noise units*
 observation's median, divided by the noise level the restorer will be told (the true
 sigma, or the estimate from the observation as a user without a sigma would get).
 
-:data:`SETTINGS` holds the two training distributions: ``"paper"`` (the paper's Airy PSF,
+:data:`SETTINGS` holds the training distributions: ``"paper"`` (the paper's Airy PSF,
 Gaussian sigma = 0.01 of the maximum, the images as they are) and ``"universal"`` (Airy,
 Gaussian and Moffat PSFs of FWHM 2.5 to 13 px, sigma 0.002 to 0.07 of the maximum, both
 log-uniform and a little wider than the 3-12 px and 0.003-0.05 the model serves, a third
 of the scenes with Poisson noise, dynamic ranges from ``x ** 0.4`` to ``x ** 3``, saturated
-cores, and a fifth of the scenes exactly at the paper's setting); ``"realistic"`` draws half
-its scenes as instruments see the sky (:mod:`astrodeconv.nn.instrument_scenes`) and the
-other half as ``"universal"`` does (a tenth of those at the paper's setting).
+cores, and a fifth of the scenes exactly at the paper's setting); ``"realistic"`` draws 30 %
+of its scenes as instruments see the sky (:mod:`astrodeconv.nn.instrument_scenes`) and the
+others as ``"universal"`` does.
 """
 
 from __future__ import annotations
@@ -83,8 +83,8 @@ SETTINGS = {
                               poisson_fraction=0.3, gamma=(0.4, 3.0), saturated_fraction=0.3,
                               estimated_fraction=0.5),
 }
-SETTINGS["realistic"] = SceneSetting(**{**SETTINGS["universal"].__dict__, "name": "realistic", "paper_fraction": 0.1,
-                                        "instrument_fraction": 0.5})
+SETTINGS["realistic"] = SceneSetting(**{**SETTINGS["universal"].__dict__, "name": "realistic",
+                                        "instrument_fraction": 0.3})
 
 
 @dataclass
