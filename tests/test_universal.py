@@ -91,7 +91,7 @@ def test_grid_rows_and_table(shared_dir):
     table = grid.render_table(rows, protocol)
     assert "beats `wiener (oracle)` in 2 of 2" in table
     merged = grid.merge(rows, [dict(rows[0], psnr_db=0.0)])
-    assert len(merged) == len(rows) and merged[-1]["psnr_db"] == 0.0
+    assert len(merged) == len(rows) and merged[0]["psnr_db"] == 0.0  # replaced in place
 
 
 def test_psf_mismatch_includes_the_universal_restorer(shared_dir):

@@ -118,7 +118,7 @@ def _galaxy(galsim, rng: np.random.Generator, flux: float):
 
 def simulate_instrument_scene(clean: np.ndarray | None, rng: np.random.Generator, size: int = 256) -> Scene:
     """One ``size x size`` scene (see the module docstring); ``clean`` (max 1) is the extended emission, or None."""
-    from ..noise import estimate_sigma
+    from ..noise import estimate_sigma, sky_level
 
     galsim = _galsim()
     psf, width = sample_instrument_psf(rng)
@@ -150,7 +150,7 @@ def simulate_instrument_scene(clean: np.ndarray | None, rng: np.random.Generator
     electrons += rng.normal(0.0, read_noise, electrons.shape)
     target = truth[pad : pad + size, pad : pad + size]
     sigma = estimate_sigma(electrons)
-    background = float(np.median(electrons))
+    background = sky_level(electrons)
     observed = ((electrons - background) / sigma).astype(np.float32)
     # the truth in the same units, on the observation's background (the sky is in the median)
     truth_units = ((target + sky - background) / sigma).astype(np.float32)
