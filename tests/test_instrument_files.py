@@ -179,16 +179,6 @@ def test_bright_stars_are_fitted_and_do_not_ring(tmp_path, frame, capsys):
     assert false["points"] <= max(2, 0.1 * false["plain"]) and false["plain"] > 20
 
 
-def test_automatic_rl_stops_before_the_noise_on_a_crop_of_the_sky(tmp_path):
-    deep = instrument.frame("deep", "space", n=256, seed=105)
-    _write(tmp_path / "deep.fits", deep)
-    fits.writeto(tmp_path / "psf.fits", deep.psf)
-    assert main(["deconvolve", str(tmp_path / "deep.fits"), "-o", str(tmp_path / "o.fits"), "--psf",
-                 str(tmp_path / "psf.fits"), "--method", "rl"]) == 0
-    # the crop's edges keep the whole image's residual at seven times the noise: measured inside, RL stops
-    assert _params(tmp_path / "o.fits")["num_iter"] < 60
-
-
 def test_a_noise_map_sets_the_noise_from_a_file_or_a_variance_extension(tmp_path, frame, capsys):
     fits.writeto(tmp_path / "psf.fits", frame.psf)
     sigma = np.full(frame.adu.shape, 20.0, np.float32)

@@ -42,3 +42,13 @@ def test_taken_out_and_put_back_keeps_the_flux():
     near = (light > 10 * sigma) & ~binary_dilation(adu >= frame.detector.saturate, iterations=15)
     assert near.sum() > 100 and np.std(rest[near]) < 0.05 * np.std(adu[near])
     assert fit_points(adu, frame.psf, sigma, invalid=np.ones(adu.shape, bool)) == []
+
+
+def test_a_wrong_psf_is_said_to_fit_the_stars_poorly():
+    frame = instrument.frame("stars", "ground", n=256, seed=8)
+    adu = frame.adu.astype(np.float64)
+    sigma = estimate_sigma(adu)
+    notes: list[str] = []
+    assert fit_points(adu, frame.psf, sigma, invalid=adu >= frame.detector.saturate, notes=notes) and not notes
+    assert fit_points(adu, frame.wide_psf, sigma, invalid=adu >= frame.detector.saturate, notes=notes) == []
+    assert "fits the image's" in notes[0] and "--psf stars" in notes[0]

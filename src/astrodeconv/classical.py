@@ -611,20 +611,9 @@ def rl_auto(observed: np.ndarray, psf: np.ndarray, sigma: float) -> dict[str, An
     rarely reached; the second term stops once the residual is within 3 % of ``sigma^2`` of
     its lowest level. (On a dark image with many negative pixels unclipped RL diverges after
     a few tens of iterations and its residual rises again: the lowest level, not the last,
-    is the reference.) When the whole image's residual stays above 1.5 ``sigma^2`` and the one
-    half a PSF from the edges does not, the rule is applied to the latter (as :func:`wiener_auto` measures it):
-    an observed crop of a larger sky is not what RL's boundary assumes, and its edge bands keep
-    the full-image residual far above the noise (seven times sigma on a 320-px GalSim frame,
-    where the interior's falls to sigma in 20 iterations), so the rule ran to the last
-    iteration, noise-dominated.
+    is the reference.)
     """
-    border = max(psf.shape) // 2
-    inner = (slice(border, -border), slice(border, -border)) if 0 < 4 * border < min(observed.shape) else np.s_[:, :]
-    both = np.array([(np.mean((blurred - observed) ** 2), np.mean((blurred - observed)[inner] ** 2))
-                     for _, blurred in rl_iterates(observed, psf, RL_MAX_ITER)])
-    whole, interior = both.T
-    near = 1.5 * RL_TAU * sigma**2  # the edges alone keep the whole image's residual from the noise
-    residuals = interior if whole.min() > near >= interior.min() else whole
+    residuals = np.array([np.mean((blurred - observed) ** 2) for _, blurred in rl_iterates(observed, psf, RL_MAX_ITER)])
     threshold = max(RL_TAU * sigma**2, residuals.min() + RL_FLOOR_MARGIN * sigma**2)
     num_iter = int(np.argmax(residuals <= threshold)) + 1
     if num_iter == RL_MAX_ITER and residuals[-1] > RL_TAU * sigma**2 and residuals[-1] < residuals[-2]:

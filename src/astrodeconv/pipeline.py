@@ -343,8 +343,10 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
         clean = _read_truth(truth, image.shape, _header_scale(header, scale))
     # A clipped star restored as it is rings: each is fitted (the PSF to its wings), taken out of the image,
     # and put back restored, as a point of the fitted flux, after the rest of the image is.
+    if found.admits is not None:  # on the image as observed, not on what is left once its stars are out
+        found.admits(params, fill_bad(y)[0], sigma)
     rest, stars = subtract_saturated(y, saturated, kernel, sigma, gain, bad=~np.isfinite(y))
-    bright = fit_points(rest, kernel, sigma, invalid=saturated) if point_sources else []
+    bright = fit_points(rest, kernel, sigma, invalid=saturated, notes=notes) if point_sources else []
     rest = take_out(rest, bright, kernel, sigma, gain, saturated | ~np.isfinite(y))
     points = point_image(y.shape, [*stars, *bright])
     start = time.perf_counter()
