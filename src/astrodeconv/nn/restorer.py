@@ -339,14 +339,14 @@ class Restorer(nn.Module):
         snr = snr[..., cut[1] : snr.shape[-2] - cut[1], cut[0] : snr.shape[-1] - cut[0]]
         grid = self._log_grid()
         # grid position of channel c at each pixel: log(balance_c) + 2 log(reference / snr)
-        shift = 2 * (np.log(self.reference_snr) - torch.log(snr.double()))
+        shift = 2 * (np.log(self.reference_snr) - torch.log(snr.float()))
         positions = [(np.log(b) + shift - grid[0]) / GRID_STEP for b in self.balances]
         low = int(np.floor(min(float(p.min()) for p in positions)))
         high = int(np.ceil(max(float(p.max()) for p in positions)))
         low = min(max(0, low), len(grid) - 2)
         high = min(len(grid) - 1, max(high, low + 1))
-        kernels = torch.fft.rfft2(torch.flip(self.grid_bank[low : high + 1, 0], dims=(-2, -1)).double(), s=(rows, cols))
-        filtered = torch.fft.irfft2(torch.fft.rfft2(y.double()) * kernels, s=(rows, cols))[..., k - 1 :, k - 1 :]
+        kernels = self._grid_spectra(rows, cols)[low : high + 1]
+        filtered = torch.fft.irfft2(torch.fft.rfft2(y.float()) * kernels, s=(rows, cols))[..., k - 1 :, k - 1 :]
         trim = m - k // 2
         filtered = filtered[..., trim : filtered.shape[-2] - trim, trim : filtered.shape[-1] - trim]
         channels = []
@@ -358,7 +358,16 @@ class Restorer(nn.Module):
             lower = torch.gather(filtered, 1, index.expand(-1, 1, -1, -1))
             upper = torch.gather(filtered, 1, (index + 1).expand(-1, 1, -1, -1))
             channels.append(lower + frac * (upper - lower))
-        return torch.cat([*channels, y[:, :, m : rows - m, m : cols - m].double()], dim=1).to(y.dtype)
+        return torch.cat([*channels, y[:, :, m : rows - m, m : cols - m].float()], dim=1).to(y.dtype)
+
+    def _grid_spectra(self, rows: int, cols: int) -> torch.Tensor:
+        """The grid's kernels transformed for ``rows x cols`` inputs (float32), kept for the last size asked."""
+        cached = getattr(self, "_spectra", None)
+        if cached is None or cached[0] != (rows, cols) or cached[1] is not self.grid_bank:
+            flipped = torch.flip(self.grid_bank[:, 0], dims=(-2, -1)).float()
+            cached = ((rows, cols), self.grid_bank, torch.fft.rfft2(flipped, s=(rows, cols)))
+            self._spectra = cached
+        return cached[2]
 
     def features(self, y: torch.Tensor) -> torch.Tensor:
         """``(B, 1, H, W)`` -> ``(B, C + 1, H - kernel + 1, W - kernel + 1)``.
