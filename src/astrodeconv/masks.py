@@ -151,7 +151,7 @@ def _shifted_psf(psf: np.ndarray, y: float, x: float, shape: tuple[int, int]) ->
 
     oy, ox = (psf.shape[0] - 1) // 2, (psf.shape[1] - 1) // 2
     iy, ix = int(np.floor(y)), int(np.floor(x))
-    moved = ndimage.shift(psf, (y - iy, x - ix), order=3, mode="constant")
+    moved = np.clip(ndimage.shift(psf, (y - iy, x - ix), order=3, mode="constant"), 0.0, None)  # no spline overshoot
     r0, c0 = iy - oy, ix - ox
     rows = slice(max(0, r0), min(shape[0], r0 + psf.shape[0]))
     cols = slice(max(0, c0), min(shape[1], c0 + psf.shape[1]))
@@ -287,7 +287,10 @@ def subtract_saturated(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray
         return filled, []
     stars, labels = fit_saturated(filled, saturated, psf, bad)
     filled = _fill_cores(filled, saturated, psf, stars, labels)
-    return take_out(filled, stars, psf, sigma, gain, saturated | ~np.isfinite(filled)), stars
+    # a star cut by the image's edge is centred on its visible part: its fit is poor, so it is filled, not taken out
+    edges = set(np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))) - {0}
+    inside = [star for star in stars if star.region not in edges]
+    return take_out(filled, inside, psf, sigma, gain, saturated | ~np.isfinite(filled)), inside
 
 
 def take_out(image: np.ndarray, stars: Sequence[SaturatedStar], psf: np.ndarray, sigma: float,

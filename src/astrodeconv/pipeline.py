@@ -132,6 +132,7 @@ def restore_array(
     truth: np.ndarray | None = None,
     fit_sigma: float | None = None,
     gain: float | None = None,
+    check: bool = True,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Restore an array in its own units (already normalised to a maximum of about 1).
 
@@ -140,7 +141,8 @@ def restore_array(
     ``"none"``) unless ``params`` gives it. ``fit_sigma`` is the root-mean-square noise the
     automatic choice's data fit matches (default ``sigma``; larger where photon noise adds to
     the sky's, :func:`_detector_noise`); ``gain`` (electrons per unit of ``observed``) reaches
-    the methods with a ``gain`` parameter.
+    the methods with a ``gain`` parameter. ``check=False``: the method's ``admits`` check was
+    made by the caller (on the image before its stars were taken out).
 
     Returns
     -------
@@ -152,7 +154,7 @@ def restore_array(
     params = dict(params or {})
     sigma = _noise_level(sigma)
     filled, _ = fill_bad(observed)
-    if found.admits is not None:
+    if check and found.admits is not None:
         found.admits(params, filled, sigma)
     if found.takes_sigma and "sigma" not in params:
         if sigma is None:
@@ -265,9 +267,10 @@ def restore_file(
     io.check_output(output, overwrite)
     if backend == "auto":
         backend = "dask" if workers is not None or scheduler else "stream" if _larger_than_memory(observed, hdu) else "memory"
-    if backend != "memory" and (mask is not None or saturation is not None or noise_map is not None):
-        raise InputError(f"--mask, --saturate and --noise-map are applied in memory only, and {observed} is restored by tiles "
-                         f"({backend}): drop --stream/--dask, or restore a crop")
+    if backend != "memory" and (mask is not None or saturation is not None or noise_map is not None
+                                or gain is not None or read_noise is not None):
+        raise InputError(f"--mask, --saturate, --noise-map, --gain and --read-noise are applied in memory only, and "
+                         f"{observed} is restored by tiles ({backend}): drop --stream/--dask, or restore a crop")
     if backend == "memory":
         return _restore_in_memory(observed, output, found, psf_spec, params, (sigma, sigma_relative), truth, model,
                                   tile, device, hdu, overwrite, saturation, mask, select,
@@ -351,7 +354,8 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
     points = point_image(y.shape, [*stars, *bright])
     start = time.perf_counter()
     estimate, params = restore_array(rest, kernel, found.name, params, select=select, sigma=sigma,
-                                     fit_sigma=fit_sigma, gain=gain, truth=None if clean is None else clean - points)
+                                     fit_sigma=fit_sigma, gain=gain, truth=None if clean is None else clean - points,
+                                     check=False)
     estimate = estimate + points
     seconds = time.perf_counter() - start
     finite = (rest + star_image(y.shape, [*stars, *bright], kernel))[np.isfinite(y)]

@@ -79,7 +79,9 @@ def fit_points(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.nda
         x = np.asarray(found["x_centroid" if "x_centroid" in names else "xcentroid"], dtype=np.float64)
         y = np.asarray(found["y_centroid" if "y_centroid" in names else "ycentroid"], dtype=np.float64)
         box = int(2 * np.ceil(width)) | 1
-        model = ImagePSF(np.asarray(psf, dtype=np.float64), x_0=0.0, y_0=0.0, flux=1.0)
+        kernel = np.asarray(psf, dtype=np.float64)  # its origin where astrodeconv puts it, also for even sides
+        model = ImagePSF(kernel, x_0=0.0, y_0=0.0, flux=1.0,
+                         origin=((kernel.shape[1] - 1) // 2, (kernel.shape[0] - 1) // 2))
         photometry = PSFPhotometry(model, (box, box), grouper=SourceGrouper(min_separation=2 * width),
                                    local_bkg_estimator=LocalBackground(3 * width, 5 * width),
                                    aperture_radius=width)
