@@ -246,9 +246,11 @@ def restorer_universal(
     """Restore with the shipped universal restorer (:mod:`astrodeconv.nn.restorer`).
 
     Trained on Airy, Gaussian and Moffat PSFs of FWHM 2.5 to 13 px, Gaussian noise of sigma
-    0.002 to 0.07 of the maximum and Poisson-Gaussian noise. The image is put in noise units
-    (``(observed - median) / sigma``), restored, and mapped back, so any units and sky level
-    work.
+    0.002 to 0.07 of the maximum and Poisson-Gaussian noise, and on scenes as instruments see
+    the sky (GalSim PSFs, photon noise, PSF estimates). The image is put in noise units
+    (``(observed - sky) / sigma``, the sky a sigma-clipped median), restored with a Wiener bank
+    whose balances follow the signal-to-noise ratio within 49 px, and mapped back, so any units
+    and sky level work.
 
     Parameters
     ----------
