@@ -14,8 +14,8 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["SaturatedStar", "check_result", "fill_bad", "fill_saturated", "finite_median", "fit_saturated", "point_image",
-           "restore_bad", "saturated_pixels", "star_image", "subtract_saturated", "take_out"]
+__all__ = ["FittedStar", "check_result", "fill_bad", "finite_median", "fit_saturated", "point_image", "restore_bad",
+           "saturated_pixels", "star_image", "subtract_saturated", "take_out"]
 
 
 def finite_median(image: np.ndarray) -> float:
@@ -130,14 +130,17 @@ def saturated_pixels(image: np.ndarray, level: float | None) -> np.ndarray:
         return np.isfinite(image) & (image >= level)
 
 
-class SaturatedStar(NamedTuple):
-    """A saturated star as fitted to its wings: centre (pixels), flux and local background (image units)."""
+class FittedStar(NamedTuple):
+    """A star fitted with the PSF (saturated, on its wings; or bright, :mod:`astrodeconv.points`).
+
+    Centre (pixels), flux and local background (image units).
+    """
 
     y: float
     x: float
     flux: float
     background: float
-    region: int  # label of its (grown) saturated region in :func:`fit_saturated`'s labelling
+    region: int  # label of its (grown) saturated region in :func:`fit_saturated`'s labelling; 0: none
 
 
 def _half_width(psf: np.ndarray) -> int:
@@ -161,7 +164,7 @@ def _shifted_psf(psf: np.ndarray, y: float, x: float, shape: tuple[int, int]) ->
 
 
 def fit_saturated(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray,
-                  bad: np.ndarray | None = None) -> tuple[list[SaturatedStar], np.ndarray]:
+                  bad: np.ndarray | None = None) -> tuple[list[FittedStar], np.ndarray]:
     """Fit ``flux * psf(centred on the region) + background`` to the wings of each saturated region.
 
     Each connected saturated region (grown by one pixel) is one star; ``flux`` and
@@ -171,9 +174,9 @@ def fit_saturated(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray,
 
     Returns
     -------
-    stars : list of SaturatedStar
+    stars : list of FittedStar
     labels : ndarray of int, shape (H, W)
-        The grown regions (``SaturatedStar.region`` is the label of each star's).
+        The grown regions (``FittedStar.region`` is the label of each star's).
     """
     from scipy import ndimage
 
@@ -195,21 +198,27 @@ def fit_saturated(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray,
         design = np.column_stack([model[fit], np.ones(np.count_nonzero(fit))])
         (flux, offset), *_ = np.linalg.lstsq(design, image[rows, cols][fit], rcond=None)
         if flux > 0:
-            stars.append(SaturatedStar(float(cy), float(cx), float(flux), float(offset), index))
+            stars.append(FittedStar(float(cy), float(cx), float(flux), float(offset), index))
     return stars, labels
 
 
-def star_image(shape: tuple[int, int], stars: Sequence[SaturatedStar], psf: np.ndarray) -> np.ndarray:
+def _footprints(shape: tuple[int, int], stars: Sequence[FittedStar],
+                psf: np.ndarray) -> list[tuple[tuple[slice, slice], np.ndarray]]:
+    """:func:`_shifted_psf` of each star: the frame's slices it covers and the unit-flux PSF there."""
+    psf = np.asarray(psf, dtype=np.float64)
+    return [_shifted_psf(psf, star.y, star.x, shape) for star in stars]
+
+
+def star_image(shape: tuple[int, int], stars: Sequence[FittedStar], psf: np.ndarray,
+               footprints: list[tuple[tuple[slice, slice], np.ndarray]] | None = None) -> np.ndarray:
     """``sum(star.flux * psf centred on the star)``, shape ``shape``: the light of ``stars`` as observed."""
     out = np.zeros(shape)
-    psf = np.asarray(psf, dtype=np.float64)
-    for star in stars:
-        where, values = _shifted_psf(psf, star.y, star.x, shape)
+    for star, (where, values) in zip(stars, footprints or _footprints(shape, stars, psf)):
         out[where] += star.flux * values
     return out
 
 
-def point_image(shape: tuple[int, int], stars: Sequence[SaturatedStar]) -> np.ndarray:
+def point_image(shape: tuple[int, int], stars: Sequence[FittedStar]) -> np.ndarray:
     """The stars restored: each one's flux shared bilinearly by the four pixels around its centre."""
     out = np.zeros(shape)
     for star in stars:
@@ -222,45 +231,9 @@ def point_image(shape: tuple[int, int], stars: Sequence[SaturatedStar]) -> np.nd
     return out
 
 
-def fill_saturated(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray, bad: np.ndarray | None = None) -> np.ndarray:
-    """``image`` with each saturated core replaced by the PSF fitted to the unsaturated pixels around it.
-
-    A clipped star is not a star: restored as it is, its flat top rings. Each saturated
-    region gets the model of :func:`fit_saturated`; the filled values exceed the saturation
-    level, as the star did.
-
-    Parameters
-    ----------
-    image : ndarray, shape (H, W)
-    saturated : ndarray of bool, shape (H, W)
-    psf : ndarray, shape (h, w)
-        Unit-sum PSF, origin at ``((h - 1) // 2, (w - 1) // 2)``.
-    bad : ndarray of bool, optional
-        Other pixels not to fit (NaN, data-quality flags).
-
-    Returns
-    -------
-    filled : ndarray, shape (H, W), float64 (a copy)
-
-    Examples
-    --------
-    >>> yy, xx = np.mgrid[:41, :41]
-    >>> h = np.exp(-((yy - 20) ** 2 + (xx - 20) ** 2) / 8.0); h /= h.sum()
-    >>> star = 5000 * np.roll(h, (1, -2), axis=(0, 1)) + 10
-    >>> clipped = np.minimum(star, 100.0)
-    >>> filled = fill_saturated(clipped, clipped >= 100, h)
-    >>> bool(np.allclose(filled, star, rtol=1e-6))
-    True
-    """
-    filled = np.array(image, dtype=np.float64)
-    if not saturated.any():
-        return filled
-    return _fill_cores(filled, saturated, psf, *fit_saturated(filled, saturated, psf, bad))
-
-
 def subtract_saturated(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray, sigma: float,
                        gain: float | None = None, bad: np.ndarray | None = None
-                       ) -> tuple[np.ndarray, list[SaturatedStar]]:
+                       ) -> tuple[np.ndarray, list[FittedStar]]:
     """``image`` without its saturated stars (:func:`fit_saturated`), and the stars.
 
     What is left is the image without the fitted light ``L`` of each star (:func:`star_image`),
@@ -271,16 +244,41 @@ def subtract_saturated(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray
     come out as false sources around each star. In a saturated core it is ``b``. Restore what
     is left, then add :func:`point_image`.
 
+    A clipped star is not a star: restored as it is, its flat top rings. A star cut by the
+    image's edge is centred on its visible part, too poorly for it to be taken out: its core
+    is filled with its fitted model (exceeding the saturation level, as the star did) and it
+    is restored with the rest.
+
     Parameters
     ----------
-    image, saturated, psf, bad
-        As for :func:`fill_saturated`.
+    image : ndarray, shape (H, W)
+    saturated : ndarray of bool, shape (H, W)
+    psf : ndarray, shape (h, w)
+        Unit-sum PSF, origin at ``((h - 1) // 2, (w - 1) // 2)``.
     sigma : float
         The sky's noise, image units.
     gain : float, optional
         Electrons per image unit (the photon noise of ``L`` is ``L / gain``); default:
         measured on the wings, as the ratio of the light to the variance of the residual
         beyond the sky's (which also counts the fit's own errors as noise).
+    bad : ndarray of bool, optional
+        Other pixels not to fit (NaN, data-quality flags).
+
+    Returns
+    -------
+    rest : ndarray, shape (H, W), float64 (a copy)
+    stars : list of FittedStar
+        The stars taken out.
+
+    Examples
+    --------
+    >>> yy, xx = np.mgrid[:41, :41]
+    >>> h = np.exp(-((yy - 20) ** 2 + (xx - 20) ** 2) / 8.0); h /= h.sum()
+    >>> star = 5000 * np.roll(h, (1, -2), axis=(0, 1)) + 10
+    >>> clipped = np.minimum(star, 100.0)
+    >>> rest, (fitted,) = subtract_saturated(clipped, clipped >= 100, h, sigma=1.0, gain=1e9)
+    >>> round(fitted.flux), round(fitted.y, 3), round(fitted.x, 3), bool(np.allclose(rest, 10.0))
+    (5000, 21.0, 18.0, True)
     """
     filled = np.array(image, dtype=np.float64)
     if not saturated.any():
@@ -293,7 +291,7 @@ def subtract_saturated(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray
     return take_out(filled, inside, psf, sigma, gain, saturated | ~np.isfinite(filled)), inside
 
 
-def take_out(image: np.ndarray, stars: Sequence[SaturatedStar], psf: np.ndarray, sigma: float,
+def take_out(image: np.ndarray, stars: Sequence[FittedStar], psf: np.ndarray, sigma: float,
              gain: float | None = None, invalid: np.ndarray | None = None) -> np.ndarray:
     """``image`` without the fitted light of ``stars``, photon-noise weighted (see :func:`subtract_saturated`).
 
@@ -302,11 +300,11 @@ def take_out(image: np.ndarray, stars: Sequence[SaturatedStar], psf: np.ndarray,
     image = np.asarray(image, dtype=np.float64)
     if not stars:
         return image.copy()
-    light = star_image(image.shape, stars, psf)
+    footprints = _footprints(image.shape, stars, psf)
+    light = star_image(image.shape, stars, psf, footprints)
     rest = image - light
     background = np.zeros(image.shape)
-    for star in stars:
-        where, values = _shifted_psf(np.asarray(psf, dtype=np.float64), star.y, star.x, image.shape)
+    for star, (where, values) in zip(stars, footprints):
         background[where] = np.where(values > 0, star.background, background[where])
     if gain is None:
         gain = _wing_gain(rest - background, light, sigma, ~np.isfinite(image) if invalid is None else invalid)
@@ -321,11 +319,10 @@ def _wing_gain(residual: np.ndarray, light: np.ndarray, sigma: float, invalid: n
     return float(np.sum(light[wings]) / excess) if wings.any() and excess > 0 else float("inf")
 
 
-def _fill_cores(filled: np.ndarray, saturated: np.ndarray, psf: np.ndarray, stars: Sequence[SaturatedStar],
+def _fill_cores(filled: np.ndarray, saturated: np.ndarray, psf: np.ndarray, stars: Sequence[FittedStar],
                 labels: np.ndarray) -> np.ndarray:
     """``filled`` (in place) with each star's saturated core set to its fitted model."""
-    for star in stars:
-        (rows, cols), model = _shifted_psf(np.asarray(psf, dtype=np.float64), star.y, star.x, filled.shape)
+    for star, ((rows, cols), model) in zip(stars, _footprints(filled.shape, stars, psf)):
         core = (labels[rows, cols] == star.region) & saturated[rows, cols]
         patch = filled[rows, cols]
         patch[core] = np.maximum(star.flux * model[core] + star.background, patch[core])

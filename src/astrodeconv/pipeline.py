@@ -34,7 +34,7 @@ from . import io, methods, psf, selection, stream
 from .checks import DEFAULT_CHUNK, DEFAULT_TILE, finite_image, nonnegative_float, positive_float, tile_side
 from .errors import InputError
 from .forward import normalise, observe
-from .masks import check_result, fill_bad, point_image, saturated_pixels, star_image, subtract_saturated, take_out
+from .masks import check_result, fill_bad, point_image, saturated_pixels, subtract_saturated, take_out
 from .points import POINT_THRESHOLD, fit_points
 from .noise import estimate_sigma, noise_statistics, photon_variance
 
@@ -338,8 +338,9 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
         sigma = float(np.median(error)) / scale
         notes.append(f"noise sigma {sigma * scale:.4g} (the median of the "
                      f"{'ERR extension' if noise_map is None else 'noise map'})")
+    y_filled = fill_bad(y)[0]
     if sigma is None:
-        sigma = estimate_sigma(fill_bad(y)[0])
+        sigma = estimate_sigma(y_filled)
     gain, sigma, fit_sigma = _detector_noise(y, sigma, scale, header, detector, error, notes)
     clean = None
     if select == "oracle" and found.tuned is not None and found.tuned not in params:
@@ -347,7 +348,7 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
     # A clipped star restored as it is rings: each is fitted (the PSF to its wings), taken out of the image,
     # and put back restored, as a point of the fitted flux, after the rest of the image is.
     if found.admits is not None:  # on the image as observed, not on what is left once its stars are out
-        found.admits(params, fill_bad(y)[0], sigma)
+        found.admits(params, y_filled, sigma)
     rest, stars = subtract_saturated(y, saturated, kernel, sigma, gain, bad=~np.isfinite(y))
     bright = fit_points(rest, kernel, sigma, invalid=saturated, notes=notes) if point_sources else []
     rest = take_out(rest, bright, kernel, sigma, gain, saturated | ~np.isfinite(y))
@@ -358,11 +359,13 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
                                      check=False)
     estimate = estimate + points
     seconds = time.perf_counter() - start
-    finite = (rest + star_image(y.shape, [*stars, *bright], kernel))[np.isfinite(y)]
+    finite = y[np.isfinite(y)]
     if bright:
         notes.append(f"{len(bright)} point sources above {POINT_THRESHOLD:g} sigma fitted with the PSF, taken out and "
                      "restored as points of their fitted flux (--no-point-sources: restored with the rest)")
-    check_result(estimate, ~np.isfinite(y), float(np.max(np.abs(finite))), scale, float(finite.min()), float(finite.max()))
+    # the fitted stars put back may exceed the observed (clipped) maximum: they set the peak allowed too
+    peak = max(float(np.max(np.abs(finite))), float(points.max()))
+    check_result(estimate, ~np.isfinite(y), peak, scale, float(finite.min()), float(finite.max()))
     if bad.any() or saturated.any():
         extensions["MASK"] = ((bad * BAD_FLAG | saturated * SATURATED_FLAG).astype(np.uint8),
                               {"ADMASK": "1 = bad pixel (NaN in the image), 2 = saturated (restored from a PSF fit)"})

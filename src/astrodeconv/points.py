@@ -19,7 +19,7 @@ from __future__ import annotations
 import warnings
 import numpy as np
 
-from .masks import SaturatedStar
+from .masks import FittedStar
 from .psf import fwhm as measure_fwhm
 
 __all__ = ["MAX_QFIT", "POINT_THRESHOLD", "fit_points"]
@@ -32,7 +32,7 @@ MAX_QFIT = 0.1
 
 def fit_points(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.ndarray | None = None,
                threshold: float = POINT_THRESHOLD, max_qfit: float = MAX_QFIT,
-               notes: list[str] | None = None) -> list[SaturatedStar]:
+               notes: list[str] | None = None) -> list[FittedStar]:
     """The point sources of ``image`` brighter than ``threshold * sigma``, fitted with ``psf``.
 
     Parameters
@@ -54,7 +54,7 @@ def fit_points(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.nda
 
     Returns
     -------
-    points : list of SaturatedStar
+    points : list of FittedStar
         ``y, x`` (pixels), ``flux`` (image units, the PSF's unit sum times the fitted
         amplitude), ``background`` (the local sky of the fit), ``region`` 0.
     """
@@ -94,7 +94,7 @@ def fit_points(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.nda
                      f"{float(np.median(qfit[fitted])):.2f}, {int(keep.sum())} below {max_qfit:g}): it is probably "
                      "not the image's PSF (a wrong width?); try --psf stars")
     local = np.asarray(table["local_bkg"], dtype=np.float64) if "local_bkg" in table.colnames else np.zeros(len(table))
-    return [SaturatedStar(float(yy), float(xx), float(f), float(b) + sky, 0)
+    return [FittedStar(float(yy), float(xx), float(f), float(b) + sky, 0)
             for xx, yy, f, b, k in zip(np.asarray(table["x_fit"]), np.asarray(table["y_fit"]),
                                        np.asarray(table["flux_fit"]), local, keep) if k]
 

@@ -72,11 +72,9 @@ class Frame:
 
 
 def _galsim():
-    try:
-        import galsim
-    except ImportError:
-        raise InputError('the realistic protocol needs GalSim: pip install "astrodeconv[sim]"') from None
-    return galsim
+    from ..nn.instrument_scenes import import_galsim
+
+    return import_galsim("the realistic protocol and its frames")
 
 
 def psf_profile(kind: str):

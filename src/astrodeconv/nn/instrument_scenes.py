@@ -32,9 +32,10 @@ import numpy as np
 from scipy import signal
 
 from ..errors import InputError
+from ..masks import FittedStar, point_image
 from .scenes import Scene
 
-__all__ = ["MAX_STAR_SNR", "simulate_instrument_scene"]
+__all__ = ["MAX_STAR_SNR", "import_galsim", "simulate_instrument_scene"]
 
 #: Brightest star peak drawn, in units of the sky's noise.
 MAX_STAR_SNR = 3000.0
@@ -42,11 +43,12 @@ MAX_STAR_SNR = 3000.0
 PSF_SIDE = 63
 
 
-def _galsim():
+def import_galsim(what: str = "instrument-like training scenes"):
+    """The ``galsim`` module, or a clear error saying that ``what`` needs it (an optional extra)."""
     try:
         import galsim
     except ImportError:
-        raise InputError('instrument-like training scenes need GalSim: pip install "astrodeconv[sim]"') from None
+        raise InputError(f'{what} need GalSim: pip install "astrodeconv[sim]"') from None
     return galsim
 
 
@@ -54,7 +56,7 @@ def sample_instrument_psf(rng: np.random.Generator) -> tuple[np.ndarray, float]:
     """A random GalSim PSF drawn on ``PSF_SIDE`` pixels (unit sum) and its FWHM in pixels."""
     from ..psf import fwhm
 
-    galsim = _galsim()
+    galsim = import_galsim()
     aberrations = {name: float(rng.normal(0.0, scale)) for name, scale in
                    (("defocus", 0.15), ("astig1", 0.08), ("astig2", 0.08), ("coma1", 0.06), ("coma2", 0.06))}
     struts = int(rng.choice([0, 3, 4, 6]))
@@ -97,14 +99,6 @@ def _given_psf(psf: np.ndarray, width: float, rng: np.random.Generator) -> np.nd
     return out / out.sum()
 
 
-def _points(image: np.ndarray, x: float, y: float, flux: float) -> None:
-    """Add a point of ``flux`` at ``(x, y)``, shared bilinearly by the four pixels around it (in place)."""
-    ix, iy = int(np.floor(x)), int(np.floor(y))
-    fx, fy = x - ix, y - iy
-    for dy, dx, w in ((0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx), (1, 0, fy * (1 - fx)), (1, 1, fy * fx)):
-        image[iy + dy, ix + dx] += flux * w
-
-
 def _galaxy(galsim, rng: np.random.Generator, flux: float):
     if rng.random() < 0.5:
         radius = float(rng.uniform(1.0, 8.0))
@@ -120,19 +114,20 @@ def simulate_instrument_scene(clean: np.ndarray | None, rng: np.random.Generator
     """One ``size x size`` scene (see the module docstring); ``clean`` (max 1) is the extended emission, or None."""
     from ..noise import estimate_sigma, sky_level
 
-    galsim = _galsim()
+    galsim = import_galsim()
     psf, width = sample_instrument_psf(rng)
     given = _given_psf(psf, width, rng)
     pad = PSF_SIDE // 2
     window = size + 2 * pad
     sky, read_noise = float(np.exp(rng.uniform(np.log(50.0), np.log(5000.0)))), float(rng.uniform(2.0, 10.0))
     noise = np.sqrt(sky + read_noise**2)
-    truth = np.zeros((window, window))
     peak_per_flux = float(psf.max())
+    stars = []
     for _ in range(int(rng.integers(5, 80))):  # stars: steep counts, peaks from 1 to MAX_STAR_SNR noise
         snr = float(np.exp(rng.uniform(0.0, 1.0) ** 2.0 * np.log(MAX_STAR_SNR)))  # median 7, one in ten above 650
         x, y = rng.uniform(1, window - 2, 2)
-        _points(truth, x, y, snr * noise / peak_per_flux)
+        stars.append(FittedStar(float(y), float(x), snr * noise / peak_per_flux, 0.0, 0))
+    truth = point_image((window, window), stars)  # each star's flux shared by the four pixels around it
     galaxies = galsim.ImageD(window, window, scale=1.0)
     for _ in range(int(rng.integers(0, 40))):
         flux = float(np.exp(rng.uniform(np.log(3.0), np.log(2000.0)))) * noise
