@@ -90,9 +90,9 @@ def fit_points(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.nda
     qfit = np.asarray(table["qfit"], dtype=np.float64)
     keep = fitted & (qfit < max_qfit)
     if notes is not None and fitted.sum() >= 5 and keep.sum() < 0.5 * fitted.sum():
-        notes.append(f"warning: the PSF fits the image's {int(fitted.sum())} bright point sources poorly (median qfit "
-                     f"{float(np.median(qfit[fitted])):.2f}, {int(keep.sum())} below {max_qfit:g}): it is probably "
-                     "not the image's PSF (a wrong width?); try --psf stars")
+        notes.append(f"warning: the PSF fits the image's {int(fitted.sum())} bright sources poorly (median qfit "
+                     f"{float(np.median(qfit[fitted])):.2f}, {int(keep.sum())} below {max_qfit:g}): they are extended, "
+                     "or the PSF is not the image's (a wrong width? --psf stars estimates it)")
     local = np.asarray(table["local_bkg"], dtype=np.float64) if "local_bkg" in table.colnames else np.zeros(len(table))
     return [FittedStar(float(yy), float(xx), float(f), float(b) + sky, 0)
             for xx, yy, f, b, k in zip(np.asarray(table["x_fit"]), np.asarray(table["y_fit"]),
