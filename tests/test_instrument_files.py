@@ -194,3 +194,27 @@ def test_a_noise_map_sets_the_noise_from_a_file_or_a_variance_extension(tmp_path
     assert main(["deconvolve", str(tmp_path / "var.fits"), "-o", str(tmp_path / "x.fits"), *common,
                  "--noise-map", str(tmp_path / "small.fits")]) == 2
     assert "--noise-map" in capsys.readouterr().err
+
+
+def test_a_psf_of_the_wrong_width_is_dilated_and_written(tmp_path, frame, capsys):
+    obs = _write(tmp_path / "obs.fits", frame)
+    fits.writeto(tmp_path / "wide.fits", frame.wide_psf)
+    common = ["--psf", str(tmp_path / "wide.fits"), "--method", "wiener"]
+    assert main(["deconvolve", str(obs), "-o", str(tmp_path / "out.fits"), *common]) == 0
+    assert "narrower than the PSF given" in capsys.readouterr().out
+    with fits.open(tmp_path / "out.fits") as hdul:
+        used, cards = hdul["PSF"].data, hdul["PSF"].header
+        assert "dilated" in hdul[0].header["ADPSF"]
+    assert abs(cards["ADPSFDIL"] * 1.15 - 1) < 0.02 and abs(cards["ADFWHM"] / fwhm(frame.psf) - 1) < 0.03
+    assert np.isclose(used.sum(), 1.0) and abs(fwhm(used) / fwhm(frame.psf) - 1) < 0.03
+    assert main(["deconvolve", str(obs), "-o", str(tmp_path / "kept.fits"), *common, "--keep-psf"]) == 0
+    assert "narrower" not in capsys.readouterr().out
+    with fits.open(tmp_path / "kept.fits") as hdul:
+        assert "PSF" not in hdul
+    # the dilated PSF restores the stars' surroundings as the true one does; the wide one over-deconvolves them
+    from astrodeconv.experiments.photometry import psnr_without_stars
+
+    stars = frame.sources[frame.sources[:, 3] == 1, :2]
+    score = {name: psnr_without_stars(frame.electrons(fits.getdata(tmp_path / name)), frame.truth, stars,
+                                      fwhm(frame.psf), 20) for name in ("out.fits", "kept.fits")}
+    assert score["out.fits"] > score["kept.fits"] + 3.0

@@ -86,3 +86,35 @@ def test_cnn3_restores_a_paper_frame_whose_brightest_star_is_taken_out(tmp_path)
     done = restore_file(tmp_path / "paper.fits", tmp_path / "out.fits", psf_spec="airy-paper", method="cnn3",
                         sigma=0.01)  # the noise check is made on the frame as observed, not on what is left
     assert any("point sources" in note for note in done.notes)
+
+
+def test_a_psf_of_the_wrong_width_is_dilated_to_the_stars():
+    from astrodeconv.points import fit_width, matched_psf
+    from astrodeconv.psf import fwhm
+
+    frame = instrument.frame("stars", "ground", n=256, seed=8)
+    adu = frame.adu.astype(np.float64)
+    sigma = estimate_sigma(adu)
+    invalid = adu >= frame.detector.saturate
+    fit = fit_width(adu, frame.wide_psf, sigma, invalid)
+    assert fit.sources >= 5 and abs(fit.factor * 1.15 - 1) < 0.02 and fit.qfit < 0.5 * fit.qfit_given
+    notes: list[str] = []
+    kernel, applied = matched_psf(adu, frame.wide_psf, sigma, invalid, notes)
+    assert applied == fit and abs(fwhm(kernel) / fwhm(frame.psf) - 1) < 0.03 and np.isclose(kernel.sum(), 1.0)
+    assert "13% narrower than the PSF given" in notes[0]
+    # the true PSF, and one a few per cent off, are kept as given
+    assert abs(fit_width(adu, frame.psf, sigma, invalid).factor - 1) < 0.01
+    assert matched_psf(adu, frame.psf, sigma, invalid)[1] is None
+
+
+def test_galaxies_do_not_dilate_the_psf():
+    from astrodeconv.points import fit_width, matched_psf
+
+    frame = instrument.frame("galaxies", "ground", n=320, seed=0)
+    adu = frame.adu.astype(np.float64)
+    sigma = estimate_sigma(adu)
+    kernel, applied = matched_psf(adu, frame.psf, sigma, adu >= frame.detector.saturate)
+    assert applied is None and kernel is frame.psf
+    # they would want a wider PSF, but no width fits them as it fits stars
+    fit = fit_width(adu, frame.psf, sigma, adu >= frame.detector.saturate)
+    assert fit.factor > 1.05 and fit.qfit > 0.1

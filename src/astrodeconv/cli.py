@@ -145,6 +145,8 @@ def _build_parser() -> argparse.ArgumentParser:
                    "variances; default: an ERR extension)")
     p.add_argument("--no-point-sources", dest="point_sources", action="store_false", help="restore bright stars "
                    "with the rest (default: fitted with the PSF, taken out, put back as points)")
+    p.add_argument("--keep-psf", dest="match_psf", action="store_false", help="use the PSF as given (default: "
+                   "dilated to the image's bright isolated stars when they say its width is more than 5 %% off)")
     p.set_defaults(func=_cmd_deconvolve)
 
     p = sub.add_parser("train", help="train a network on clean images")
@@ -263,7 +265,7 @@ def _cmd_deconvolve(args: argparse.Namespace) -> int:
                         scheduler=args.scheduler, chunk=args.chunk, hdu=_hdu(args.hdu), overwrite=args.overwrite,
                         saturation=args.saturate, mask=args.mask, sigma_relative=args.sigma_relative,
                         gain=args.gain, read_noise=args.read_noise, point_sources=args.point_sources,
-                        noise_map=args.noise_map)
+                        noise_map=args.noise_map, match_psf=args.match_psf)
     for note in done.notes:
         print(note)
     what = f"({_format_params(done.params)})" if done.how == "in memory" else done.how

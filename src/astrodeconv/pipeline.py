@@ -35,7 +35,7 @@ from .checks import DEFAULT_CHUNK, DEFAULT_TILE, finite_image, nonnegative_float
 from .errors import InputError
 from .forward import normalise, observe
 from .masks import check_result, fill_bad, point_image, saturated_pixels, subtract_saturated, take_out
-from .points import POINT_THRESHOLD, fit_points
+from .points import POINT_THRESHOLD, fit_points, matched_psf
 from .noise import estimate_sigma, noise_statistics, photon_variance
 
 __all__ = ["BACKENDS", "PSF_HELP", "STARS", "Restoration", "psf_from_stars_file", "restore_array", "restore_file",
@@ -195,6 +195,7 @@ def restore_file(
     read_noise: float | None = None,
     point_sources: bool = True,
     noise_map: str | None = None,
+    match_psf: bool = True,
 ) -> Restoration:
     """Restore a FITS image into a new FITS file, keeping its header and adding provenance.
 
@@ -247,6 +248,10 @@ def restore_file(
         Per-pixel noise sigma, image units: a FITS file or an HDU of the input (``VAR`` or
         ``VARIANCE``: variances); default: an ``ERR`` extension. Its median is the sky's noise,
         its mean square the data fit's.
+    match_psf : bool
+        When the image's bright isolated stars fit the PSF best with its widths more than 5 %
+        off, dilate it to them, say so, and write it as the ``PSF`` extension
+        (:func:`astrodeconv.points.matched_psf`; in memory only). False: the PSF as given.
     """
     found = methods.get(method)
     if backend not in BACKENDS:
@@ -276,7 +281,7 @@ def restore_file(
                                   tile, device, hdu, overwrite, saturation, mask, select,
                                   (None if gain is None else positive_float(gain, "--gain (electrons per image unit)"),
                                    None if read_noise is None else positive_float(read_noise, "--read-noise (electrons)")),
-                                  bool(point_sources), noise_map)
+                                  bool(point_sources), noise_map, bool(match_psf))
     return _restore_by_tiles(observed, output, found, psf_spec, params, (sigma, sigma_relative), model, tile, device,
                              backend, workers, scheduler, chunk, hdu, overwrite)
 
@@ -308,7 +313,8 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
                        truth: str | Path | None, model: Any, tile: int | None, device: str, hdu: Any, overwrite: bool,
                        saturation: float | None, mask: str | None, select: str,
                        detector: tuple[float | None, float | None] = (None, None),
-                       point_sources: bool = True, noise_map: str | None = None) -> Restoration:
+                       point_sources: bool = True, noise_map: str | None = None,
+                       match_psf: bool = True) -> Restoration:
     frame = io.read_frame(observed, hdu=hdu)
     image, header = frame.data, frame.header
     finite_image(image, f"{observed}: the image")
@@ -342,6 +348,12 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
     if sigma is None:
         sigma = estimate_sigma(y_filled)
     gain, sigma, fit_sigma = _detector_noise(y, sigma, scale, header, detector, error, notes)
+    if match_psf:  # a PSF whose width the image's own stars contradict is dilated to them
+        kernel, width = matched_psf(y, kernel, sigma, invalid=saturated, notes=notes)
+        if width is not None:
+            spec = f"{spec} dilated {width.factor:.4f}x to {width.sources} stars"
+            extensions["PSF"] = (kernel, {**extensions.get("PSF", (None, {}))[1], "ADPSFDIL": round(width.factor, 4),
+                                          "ADFWHM": round(psf.fwhm(kernel), 4)})
     clean = None
     if select == "oracle" and found.tuned is not None and found.tuned not in params:
         clean = _read_truth(truth, image.shape, _header_scale(header, scale))

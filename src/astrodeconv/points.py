@@ -17,12 +17,14 @@ Arrays in, arrays out; photutils is imported here only.
 from __future__ import annotations
 
 import warnings
+from typing import Any, NamedTuple
+
 import numpy as np
 
 from .masks import FittedStar
-from .psf import fwhm as measure_fwhm
+from .psf import dilate, fwhm as measure_fwhm
 
-__all__ = ["MAX_QFIT", "POINT_THRESHOLD", "fit_points"]
+__all__ = ["MAX_QFIT", "POINT_THRESHOLD", "WIDTH_FACTORS", "WidthFit", "fit_points", "fit_width", "matched_psf"]
 
 #: Peak above the sky, in units of the sky's noise, from which a point source is fitted.
 POINT_THRESHOLD = 50.0
@@ -58,34 +60,11 @@ def fit_points(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.nda
         ``y, x`` (pixels), ``flux`` (image units, the PSF's unit sum times the fitted
         amplitude), ``background`` (the local sky of the fit), ``region`` 0.
     """
-    from astropy.table import Table
-    from photutils.background import LocalBackground
-    from photutils.detection import DAOStarFinder
-    from photutils.psf import ImagePSF, PSFPhotometry, SourceGrouper
-
-    image = np.asarray(image, dtype=np.float64)
-    bad = ~np.isfinite(image) if invalid is None else (~np.isfinite(image) | np.asarray(invalid, dtype=bool))
-    if bad.all():
+    found = _bright_sources(image, psf, sigma, invalid, threshold)
+    if found is None:
         return []
-    sky = float(np.median(image[~bad]))
-    data = np.where(bad, sky, image) - sky
-    width = max(measure_fwhm(psf), 1.0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # photutils warns when nothing is found, or a fit did not converge
-        found = DAOStarFinder(threshold=threshold * sigma, fwhm=width, exclude_border=True)(data, mask=bad)
-        if found is None or len(found) == 0:
-            return []
-        names = found.colnames
-        x = np.asarray(found["x_centroid" if "x_centroid" in names else "xcentroid"], dtype=np.float64)
-        y = np.asarray(found["y_centroid" if "y_centroid" in names else "ycentroid"], dtype=np.float64)
-        box = int(2 * np.ceil(width)) | 1
-        kernel = np.asarray(psf, dtype=np.float64)  # its origin where astrodeconv puts it, also for even sides
-        model = ImagePSF(kernel, x_0=0.0, y_0=0.0, flux=1.0,
-                         origin=((kernel.shape[1] - 1) // 2, (kernel.shape[0] - 1) // 2))
-        photometry = PSFPhotometry(model, (box, box), grouper=SourceGrouper(min_separation=2 * width),
-                                   local_bkg_estimator=LocalBackground(3 * width, 5 * width),
-                                   aperture_radius=width)
-        table = photometry(data, mask=bad, init_params=Table({"x": x, "y": y}))
+    data, bad, sky, x, y = found
+    table = _photometry(data, bad, psf, x, y, max(measure_fwhm(psf), 1.0))
     fitted = (np.asarray(table["flags"]) == 0) & (np.asarray(table["flux_fit"]) > 0)
     qfit = np.asarray(table["qfit"], dtype=np.float64)
     keep = fitted & (qfit < max_qfit)
@@ -98,3 +77,123 @@ def fit_points(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.nda
             for xx, yy, f, b, k in zip(np.asarray(table["x_fit"]), np.asarray(table["y_fit"]),
                                        np.asarray(table["flux_fit"]), local, keep) if k]
 
+
+#: Dilations of the PSF :func:`fit_width` tries: 2^(k/20), k = -10..10 (0.71 to 1.41, steps of 3.5 %).
+WIDTH_FACTORS = 2.0 ** (np.arange(-10, 11) / 20)
+#: A width mismatch :func:`matched_psf` corrects: beyond 5 %, and a median ``qfit`` at least 30 % better.
+WIDTH_TOLERANCE, QFIT_GAIN = 0.05, 0.7
+
+
+class WidthFit(NamedTuple):
+    """How much wider the image's bright point sources are than a PSF (:func:`fit_width`)."""
+
+    factor: float  # the PSF's widths times this fit them best
+    sources: int  # isolated sources fitted
+    qfit_given: float  # median photutils qfit with the PSF as given
+    qfit: float  # ... with the PSF dilated by ``factor``
+
+
+def fit_width(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.ndarray | None = None,
+              threshold: float = POINT_THRESHOLD, most: int = 25) -> WidthFit | None:
+    """The dilation of ``psf`` (:func:`astrodeconv.psf.dilate`) that fits the image's bright, isolated sources best.
+
+    The ``most`` brightest sources above ``threshold * sigma`` with no other within 4 FWHM
+    and no ``invalid`` pixel within 2 FWHM are fitted (photutils' ``PSFPhotometry``: flux,
+    position, local sky) with the PSF dilated by each of :data:`WIDTH_FACTORS`; the factor of
+    the smallest median ``qfit`` is refined by a parabola through its neighbours (in log
+    factor). None when fewer than 3 sources qualify. Arguments as :func:`fit_points`.
+    """
+    from scipy import ndimage
+
+    found = _bright_sources(image, psf, sigma, invalid, threshold)
+    if found is None:
+        return None
+    data, bad, _, x, y = found
+    width = max(measure_fwhm(psf), 1.0)
+    apart = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :]) + 1e9 * np.eye(len(x))
+    rows, cols = np.round(y).astype(int), np.round(x).astype(int)
+    clear = ndimage.distance_transform_edt(~bad)[rows, cols] > 2 * width if bad.any() else np.ones(len(x), bool)
+    chosen = np.flatnonzero((apart.min(axis=1) > 4 * width) & clear)
+    chosen = chosen[np.argsort(-data[rows[chosen], cols[chosen]])][:most]
+    if len(chosen) < 3:
+        return None
+    medians = []
+    for factor in WIDTH_FACTORS:
+        table = _photometry(data, bad, dilate(psf, factor), x[chosen], y[chosen], width)
+        ok = (np.asarray(table["flags"]) == 0) & (np.asarray(table["flux_fit"]) > 0)
+        medians.append(float(np.median(np.asarray(table["qfit"])[ok])) if ok.sum() >= 3 else np.inf)
+    medians = np.array(medians)
+    best = int(np.argmin(medians))
+    log_factor = np.log(WIDTH_FACTORS[best])
+    if 0 < best < len(medians) - 1 and np.all(np.isfinite(medians[best - 1 : best + 2])):
+        low, mid, high = medians[best - 1 : best + 2]
+        curvature = low - 2 * mid + high
+        if curvature > 0:
+            log_factor += 0.5 * (low - high) / curvature * np.log(WIDTH_FACTORS[1] / WIDTH_FACTORS[0])
+    given = medians[int(np.argmin(np.abs(np.log(WIDTH_FACTORS))))]
+    return WidthFit(float(np.exp(log_factor)), len(chosen), float(given), float(medians[best]))
+
+
+def matched_psf(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.ndarray | None = None,
+                notes: list[str] | None = None) -> tuple[np.ndarray, WidthFit | None]:
+    """``psf``, dilated to the image's bright point sources when they say its width is off; and the fit applied.
+
+    A PSF is rarely known to better than a few per cent, and one 15 % too wide makes every
+    restoration ring (over-deconvolved) and every bright star's fit leave a ring of
+    residuals. When at least 3 isolated bright sources (:func:`fit_width`) fit best with the
+    widths off by more than :data:`WIDTH_TOLERANCE`, fit well there (median ``qfit`` below
+    :data:`MAX_QFIT`) and at least ``1 / QFIT_GAIN`` times better than as given, the PSF is
+    dilated to them (and a note says so); else it is returned as given, with None. Extended
+    sources (galaxies) fit no width well, and leave the PSF as it is.
+    """
+    fit = fit_width(image, psf, sigma, invalid)
+    if (fit is None or abs(np.log(fit.factor)) <= np.log1p(WIDTH_TOLERANCE) or not fit.qfit < MAX_QFIT
+            or not fit.qfit < QFIT_GAIN * fit.qfit_given):
+        return psf, None
+    if notes is not None:
+        notes.append(f"warning: the image's {fit.sources} brightest isolated stars are {abs(fit.factor - 1):.0%} "
+                     f"{'narrower' if fit.factor < 1 else 'wider'} than the PSF given (median qfit {fit.qfit_given:.3f} -> {fit.qfit:.3f}): the PSF is dilated "
+                     f"{fit.factor:.3f} times to them (written as the PSF extension; --keep-psf: as given)")
+    return dilate(psf, fit.factor), fit
+
+
+def _bright_sources(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.ndarray | None,
+                    threshold: float) -> tuple[np.ndarray, np.ndarray, float, np.ndarray, np.ndarray] | None:
+    """The sky-subtracted image (bad pixels at 0), its bad pixels, the sky, and the ``x, y`` of the sources
+    peaking above ``threshold * sigma`` (photutils' ``DAOStarFinder`` at the PSF's FWHM); None if none."""
+    from photutils.detection import DAOStarFinder
+
+    image = np.asarray(image, dtype=np.float64)
+    bad = ~np.isfinite(image) if invalid is None else (~np.isfinite(image) | np.asarray(invalid, dtype=bool))
+    if bad.all():
+        return None
+    sky = float(np.median(image[~bad]))
+    data = np.where(bad, sky, image) - sky
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # photutils warns when nothing is found
+        found = DAOStarFinder(threshold=threshold * sigma, fwhm=max(measure_fwhm(psf), 1.0),
+                              exclude_border=True)(data, mask=bad)
+    if found is None or len(found) == 0:
+        return None
+    names = found.colnames
+    x = np.asarray(found["x_centroid" if "x_centroid" in names else "xcentroid"], dtype=np.float64)
+    y = np.asarray(found["y_centroid" if "y_centroid" in names else "ycentroid"], dtype=np.float64)
+    return data, bad, sky, x, y
+
+
+def _photometry(data: np.ndarray, bad: np.ndarray, psf: np.ndarray, x: np.ndarray, y: np.ndarray,
+                width: float) -> Any:
+    """photutils' ``PSFPhotometry`` of the sources at ``x, y`` with ``psf``; box and groups set by ``width`` (px)."""
+    from astropy.table import Table
+    from photutils.background import LocalBackground
+    from photutils.psf import ImagePSF, PSFPhotometry, SourceGrouper
+
+    box = int(2 * np.ceil(width)) | 1
+    kernel = np.asarray(psf, dtype=np.float64)  # its origin where astrodeconv puts it, also for even sides
+    model = ImagePSF(kernel, x_0=0.0, y_0=0.0, flux=1.0,
+                     origin=((kernel.shape[1] - 1) // 2, (kernel.shape[0] - 1) // 2))
+    photometry = PSFPhotometry(model, (box, box), grouper=SourceGrouper(min_separation=2 * width),
+                               local_bkg_estimator=LocalBackground(3 * width, 5 * width), aperture_radius=width)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # photutils warns when a fit did not converge
+        return photometry(data, mask=bad, init_params=Table({"x": x, "y": y}))
