@@ -118,3 +118,25 @@ def test_galaxies_do_not_dilate_the_psf():
     # they would want a wider PSF, but no width fits them as it fits stars
     fit = fit_width(adu, frame.psf, sigma, adu >= frame.detector.saturate)
     assert fit.factor > 1.05 and fit.qfit > 0.1
+
+
+@pytest.mark.parametrize("model", ["right", "wrong"])
+def test_a_star_model_is_trusted_only_where_it_is_right(model):
+    from astrodeconv.forward import blur
+    from astrodeconv.masks import FittedStar, model_trust
+    from astrodeconv.psf import gaussian, moffat
+
+    true = gaussian(4.0, size=41)
+    truth = np.zeros((120, 120))
+    truth[60, 60] = 1e6
+    rng = np.random.default_rng(4)
+    light = blur(truth, true)
+    image = 100.0 + light + rng.normal(0.0, np.sqrt(25.0 + np.clip(light, 0, None)))  # sky noise 5, gain 1
+    psf = true if model == "right" else moffat(4.0, beta=2.5, size=41)
+    weight, errors = model_trust(image, [FittedStar(60.0, 60.0, 1e6, 100.0, 0)], psf, 5.0, gain=1.0)
+    assert weight.shape == image.shape and weight.max() <= 1.0 and weight.min() > 0.0
+    assert np.all(weight[:20] == 1.0)  # beyond the model's footprint nothing changes
+    if model == "right":
+        assert errors[0] < 0.005 and weight.min() > 0.9
+    else:  # the Moffat's wings are not the Gaussian's: near the star its error, not the noise, dominates
+        assert errors[0] > 0.01 and weight[55:66, 55:66].max() < 0.5

@@ -14,8 +14,8 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["FittedStar", "check_result", "fill_bad", "finite_median", "fit_saturated", "point_image", "restore_bad",
-           "saturated_pixels", "star_image", "subtract_saturated", "take_out"]
+__all__ = ["FittedStar", "check_result", "fill_bad", "finite_median", "fit_saturated", "model_trust", "point_image",
+           "restore_bad", "saturated_pixels", "star_image", "subtract_saturated", "take_out"]
 
 
 def finite_median(image: np.ndarray) -> float:
@@ -310,6 +310,52 @@ def take_out(image: np.ndarray, stars: Sequence[FittedStar], psf: np.ndarray, si
         gain = _wing_gain(rest - background, light, sigma, ~np.isfinite(image) if invalid is None else invalid)
     weight = sigma**2 / (sigma**2 + light / gain)
     return background + (rest - background) * weight
+
+
+def model_trust(image: np.ndarray, stars: Sequence[FittedStar], psf: np.ndarray, sigma: float,
+                gain: float | None = None, invalid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Where the stars' models can be trusted: the weight of the restored residual against the residual as observed.
+
+    A PSF that is not the star's (an estimate, a stand-in, a wrong width) leaves, once the
+    star is taken out, a residual proportional to its light ``L``: far above the noise around
+    a bright star, and restored, it becomes rings and false sources. Each star's relative
+    model error ``e`` is measured on its own footprint, where ``L > 3 sigma`` (valid pixels):
+    ``e^2 = max(0, sum((r - b)^2 - v)) / sum(L^2)``, ``r`` the image without every star's light,
+    ``b`` its background, ``v = sigma^2 + L / gain`` the noise's variance. The weight is the
+    noise's share of the residual's variance, ``v / (v + sum(e^2 L^2))``: 1 where the model is
+    right (the restoration unchanged), towards 0 where its error dominates (the residual left
+    as observed: neither restored nor invented). ``gain`` None: measured as :func:`take_out`
+    does (which counts the model's error as photon noise, and trusts it).
+
+    Returns
+    -------
+    weight : ndarray, shape (H, W), in (0, 1]
+    errors : ndarray, shape (N,)
+        ``e`` of each star.
+    """
+    image = np.asarray(image, dtype=np.float64)
+    invalid = ~np.isfinite(image) if invalid is None else (np.asarray(invalid, dtype=bool) | ~np.isfinite(image))
+    weight = np.ones(image.shape)
+    if not stars:
+        return weight, np.zeros(0)
+    footprints = _footprints(image.shape, stars, psf)
+    light = star_image(image.shape, stars, psf, footprints)
+    residual = np.where(invalid, 0.0, image) - light
+    if gain is None:
+        background = np.zeros(image.shape)
+        for star, (where, values) in zip(stars, footprints):
+            background[where] = np.where(values > 0, star.background, background[where])
+        gain = _wing_gain(residual - background, light, sigma, invalid)
+    variance = sigma**2 + light / gain
+    error_variance, errors = np.zeros(image.shape), []
+    for star, (where, values) in zip(stars, footprints):
+        own = star.flux * values
+        use = (own > 3 * sigma) & ~invalid[where]
+        excess = float(np.sum((residual[where][use] - star.background) ** 2 - variance[where][use]))
+        e2 = max(0.0, excess) / float(np.sum(own[use] ** 2)) if use.any() else 0.0
+        errors.append(np.sqrt(e2))
+        error_variance[where] += e2 * own**2
+    return variance / (variance + error_variance), np.array(errors)
 
 
 def _wing_gain(residual: np.ndarray, light: np.ndarray, sigma: float, invalid: np.ndarray) -> float:

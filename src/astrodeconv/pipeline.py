@@ -34,7 +34,7 @@ from . import io, methods, psf, selection, stream
 from .checks import DEFAULT_CHUNK, DEFAULT_TILE, finite_image, nonnegative_float, positive_float, tile_side
 from .errors import InputError
 from .forward import normalise, observe
-from .masks import check_result, fill_bad, point_image, saturated_pixels, subtract_saturated, take_out
+from .masks import check_result, fill_bad, model_trust, point_image, saturated_pixels, subtract_saturated, take_out
 from .points import POINT_THRESHOLD, fit_points, matched_psf
 from .noise import estimate_sigma, noise_statistics, photon_variance
 
@@ -369,8 +369,14 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
     estimate, params = restore_array(rest, kernel, found.name, params, select=select, sigma=sigma,
                                      fit_sigma=fit_sigma, gain=gain, truth=None if clean is None else clean - points,
                                      check=False)
-    estimate = estimate + points
+    # where a star's model errs by more than the noise, its residual is left as observed, not restored
+    trust, errors = model_trust(y, [*stars, *bright], kernel, sigma, gain, saturated)
+    estimate = trust * estimate + (1 - trust) * rest + points
     seconds = time.perf_counter() - start
+    if np.any(trust < 0.5):
+        notes.append(f"the PSF models {int(np.sum(errors > 0.01))} of the {len(errors)} stars taken out with errors up "
+                     f"to {errors.max():.1%} of their light: the {int(np.sum(trust < 0.5))} pixels where that error "
+                     "exceeds the noise are left as observed (without the stars), not restored")
     finite = y[np.isfinite(y)]
     if bright:
         notes.append(f"{len(bright)} point sources above {POINT_THRESHOLD:g} sigma fitted with the PSF, taken out and "
