@@ -140,3 +140,24 @@ def test_a_star_model_is_trusted_only_where_it_is_right(model):
         assert errors[0] < 0.005 and weight.min() > 0.9
     else:  # the Moffat's wings are not the Gaussian's: near the star its error, not the noise, dominates
         assert errors[0] > 0.01 and weight[55:66, 55:66].max() < 0.5
+
+
+def test_the_light_beyond_a_psf_stamp_is_not_trusted():
+    from astrodeconv.forward import blur
+    from astrodeconv.masks import FittedStar, model_trust
+    from astrodeconv.psf import moffat
+
+    wide = moffat(4.0, beta=1.8, size=81)  # wings far beyond a 31 px stamp
+    truth = np.zeros((160, 160))
+    truth[80, 80] = 1e7
+    rng = np.random.default_rng(5)
+    light = blur(truth, wide)
+    image = 100.0 + light + rng.normal(0.0, np.sqrt(25.0 + light))
+    star = FittedStar(80.0, 80.0, 1e7, 100.0, 1)  # saturated (region 1)
+    stamp = wide[25:56, 25:56]  # the same PSF, cut to 31 x 31: not renormalised, its values are right
+    cut, _ = model_trust(image, [star], stamp, 5.0, gain=1.0)
+    whole, _ = model_trust(image, [star], wide, 5.0, gain=1.0)
+    assert cut[80, 98] < 0.2 and cut[80, 150] == 1.0  # just beyond the cut stamp, and far away
+    assert whole[80, 98] > 0.8
+    # an unsaturated star is as bright as those a PSF is made from: its stamp is taken to hold its light
+    assert model_trust(image, [star._replace(region=0)], stamp, 5.0, gain=1.0)[0][80, 98] == 1.0

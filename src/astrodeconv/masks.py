@@ -322,10 +322,16 @@ def model_trust(image: np.ndarray, stars: Sequence[FittedStar], psf: np.ndarray,
     model error ``e`` is measured on its own footprint, where ``L > 3 sigma`` (valid pixels):
     ``e^2 = max(0, sum((r - b)^2 - v)) / sum(L^2)``, ``r`` the image without every star's light,
     ``b`` its background, ``v = sigma^2 + L / gain`` the noise's variance. The weight is the
-    noise's share of the residual's variance, ``v / (v + sum(e^2 L^2))``: 1 where the model is
-    right (the restoration unchanged), towards 0 where its error dominates (the residual left
+    noise's share of the residual's variance, ``v / (v + sum(e^2 L^2) + w)``: 1 where the model
+    is right (the restoration unchanged), towards 0 where its error dominates (the residual left
     as observed: neither restored nor invented). ``gain`` None: measured as :func:`take_out`
     does (which counts the model's error as photon noise, and trusts it).
+
+    A stamp is finite and a star's light is not: beyond the stamp (its half side ``R``) of a
+    saturated star (``region`` > 0), ``w`` is the light the stamp leaves out, measured in rings
+    of 2 px from ``R`` outwards as the variance of the residual's part symmetric about the star
+    beyond that of its antisymmetric part (:func:`_unmodelled_wings`), until a ring's falls
+    below half the noise's (at most ``4 R``).
 
     Returns
     -------
@@ -355,7 +361,53 @@ def model_trust(image: np.ndarray, stars: Sequence[FittedStar], psf: np.ndarray,
         e2 = max(0.0, excess) / float(np.sum(own[use] ** 2)) if use.any() else 0.0
         errors.append(np.sqrt(e2))
         error_variance[where] += e2 * own**2
+    half = min(psf.shape) // 2
+    for star in stars:
+        if star.region:  # a saturated star: thousands of times brighter than those the PSF was made from
+            _unmodelled_wings(residual, invalid, star, half, sigma, error_variance)
     return variance / (variance + error_variance), np.array(errors)
+
+
+def _unmodelled_wings(residual: np.ndarray, invalid: np.ndarray, star: FittedStar, half: int, sigma: float,
+                      error_variance: np.ndarray) -> None:
+    """Add to ``error_variance`` (in place) the light of ``star`` beyond its stamp, ring by ring (:func:`model_trust`).
+
+    A PSF's wings are symmetric about the star (point-symmetric: an obscured aperture with
+    struts, seeing), the scene behind them is not: in each ring, the wings' variance is that of
+    the residual's symmetric part ``(d(p) + d(-p)) / 2`` less that of its antisymmetric part
+    (robust, from median absolute deviations), in which noise and scene count alike.
+    """
+    from scipy import ndimage
+
+    reach = 4 * half
+    cy, cx = int(round(star.y)), int(round(star.x))
+    size = min(reach, cy, cx, residual.shape[0] - 1 - cy, residual.shape[1] - 1 - cx)
+    if size <= half:
+        return
+    window = (slice(cy - size, cy + size + 1), slice(cx - size, cx + size + 1))
+    values = np.where(invalid[window], np.nan, residual[window])
+    # centred on the star to a fraction of a pixel before it is turned (a NaN spreads to its neighbours)
+    values = ndimage.shift(values, (cy - star.y, cx - star.x), order=1, mode="nearest", cval=np.nan)
+    turned = values[::-1, ::-1]
+    symmetric, antisymmetric = 0.5 * (values + turned), 0.5 * (values - turned)
+    rows, cols = np.indices(values.shape)
+    r = np.hypot(rows - size, cols - size)
+    added, quiet = error_variance[window], 0
+    for start in range(half, size, 2):
+        ring = (r >= start) & (r < start + 2)
+        valid = ring & np.isfinite(symmetric)
+        if valid.sum() < 8:
+            break
+        excess = _robust_variance(symmetric[valid]) - _robust_variance(antisymmetric[valid])
+        quiet = quiet + 1 if excess < 0.5 * sigma**2 else 0
+        if quiet == 2:  # two rings in a row at the noise: the wings have ended
+            break
+        added[ring] += 2 * max(excess, 0.0)
+
+
+def _robust_variance(values: np.ndarray) -> float:
+    """Variance of ``values`` from their median absolute deviation (that of a Gaussian)."""
+    return float((1.4826 * np.median(np.abs(values - np.median(values)))) ** 2)
 
 
 def _wing_gain(residual: np.ndarray, light: np.ndarray, sigma: float, invalid: np.ndarray) -> float:

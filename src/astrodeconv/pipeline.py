@@ -374,9 +374,10 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
     estimate = trust * estimate + (1 - trust) * rest + points
     seconds = time.perf_counter() - start
     if np.any(trust < 0.5):
-        notes.append(f"the PSF models {int(np.sum(errors > 0.01))} of the {len(errors)} stars taken out with errors up "
-                     f"to {errors.max():.1%} of their light: the {int(np.sum(trust < 0.5))} pixels where that error "
-                     "exceeds the noise are left as observed (without the stars), not restored")
+        notes.append(f"{int(np.sum(trust < 0.5))} pixels around the stars taken out, where the PSF's model of them "
+                     f"errs by more than the noise (by up to {errors.max():.1%} of a star's light within the PSF's "
+                     "stamp; or a saturated star's light beyond it), are left as observed (without the stars), "
+                     "not restored")
     finite = y[np.isfinite(y)]
     if bright:
         notes.append(f"{len(bright)} point sources above {POINT_THRESHOLD:g} sigma fitted with the PSF, taken out and "
