@@ -100,3 +100,16 @@ def test_validate_rejects_bad_psfs(bad, message, tmp_path):
     fits.writeto(path, bad)
     with pytest.raises(InputError, match=message):
         psf.from_fits(path)
+
+
+@pytest.mark.parametrize("factor", [0.8, 1.3])
+def test_dilate_keeps_the_centre_and_the_flux(factor):
+    from astrodeconv.psf import dilate
+
+    for kernel in (psf.gaussian(4.0), psf.airy_paper()):  # odd side (centre on a pixel), even side (between two)
+        out = dilate(kernel, factor)
+        rows, cols = np.indices(out.shape)
+        assert out.shape[0] % 2 == kernel.shape[0] % 2 and np.isclose(out.sum(), 1.0) and out.min() >= 0
+        assert np.isclose((out * rows).sum(), (out.shape[0] - 1) / 2, atol=0.01)
+        assert np.isclose((out * cols).sum(), (out.shape[1] - 1) / 2, atol=0.01)
+        assert np.isclose(psf.fwhm(out) / psf.fwhm(kernel), factor, rtol=0.05)

@@ -354,7 +354,7 @@ def _provenance_cards(provenance: dict[str, Any]) -> dict[str, tuple[Any, str]]:
             value = value.encode("ascii", "backslashreplace").decode("ascii")  # e.g. a path with accents: kept, escaped
             value = "".join(ch if " " <= ch <= "~" else f"\\x{ord(ch):02x}" for ch in value)
         comment = PROVENANCE_KEYS.get(key, name)
-        if isinstance(value, str) and len(value) + len(comment) > 64:
+        if isinstance(value, str) and len(value.replace("'", "''")) + len(comment) > 64:
             comment = ""  # a long value is continued over cards, and a comment beside it would be cut (astropy warns)
         cards[key] = (value, comment)
     return cards

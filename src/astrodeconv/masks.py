@@ -373,26 +373,32 @@ def _unmodelled_wings(residual: np.ndarray, invalid: np.ndarray, star: FittedSta
     """Add to ``error_variance`` (in place) the light of ``star`` beyond its stamp, ring by ring (:func:`model_trust`).
 
     A PSF's wings are symmetric about the star (point-symmetric: an obscured aperture with
-    struts, seeing), the scene behind them is not: in each ring, the wings' variance is that of
-    the residual's symmetric part ``(d(p) + d(-p)) / 2`` less that of its antisymmetric part
-    (robust, from median absolute deviations), in which noise and scene count alike.
+    struts, seeing), the scene behind them is not: in each ring, the wings' structure is the
+    variance of the residual's symmetric part ``(d(p) + d(-p)) / 2`` less that of its
+    antisymmetric part (robust, from median absolute deviations), in which noise and scene
+    count alike. Twice that is counted: the ring's level, which a spread does not see and the
+    scene behind the star hides, is the wings' light too. The rings stop at the second in a
+    row whose excess is below half the noise's variance.
     """
     from scipy import ndimage
 
-    reach = 4 * half
+    size = 4 * half
     cy, cx = int(round(star.y)), int(round(star.x))
-    size = min(reach, cy, cx, residual.shape[0] - 1 - cy, residual.shape[1] - 1 - cx)
-    if size <= half:
+    # the window about the star, NaN beyond the image (a star near an edge is measured where p and -p both lie)
+    r0, r1 = max(0, cy - size), min(residual.shape[0], cy + size + 1)
+    c0, c1 = max(0, cx - size), min(residual.shape[1], cx + size + 1)
+    if r0 >= r1 or c0 >= c1:
         return
-    window = (slice(cy - size, cy + size + 1), slice(cx - size, cx + size + 1))
-    values = np.where(invalid[window], np.nan, residual[window])
+    values = np.full((2 * size + 1, 2 * size + 1), np.nan)
+    inner = (slice(r0 - cy + size, r1 - cy + size), slice(c0 - cx + size, c1 - cx + size))
+    values[inner] = np.where(invalid[r0:r1, c0:c1], np.nan, residual[r0:r1, c0:c1])
     # centred on the star to a fraction of a pixel before it is turned (a NaN spreads to its neighbours)
     values = ndimage.shift(values, (cy - star.y, cx - star.x), order=1, mode="nearest", cval=np.nan)
     turned = values[::-1, ::-1]
     symmetric, antisymmetric = 0.5 * (values + turned), 0.5 * (values - turned)
     rows, cols = np.indices(values.shape)
     r = np.hypot(rows - size, cols - size)
-    added, quiet = error_variance[window], 0
+    added, quiet = np.zeros(values.shape), 0
     for start in range(half, size, 2):
         ring = (r >= start) & (r < start + 2)
         valid = ring & np.isfinite(symmetric)
@@ -403,6 +409,7 @@ def _unmodelled_wings(residual: np.ndarray, invalid: np.ndarray, star: FittedSta
         if quiet == 2:  # two rings in a row at the noise: the wings have ended
             break
         added[ring] += 2 * max(excess, 0.0)
+    error_variance[r0:r1, c0:c1] += added[inner]
 
 
 def _robust_variance(values: np.ndarray) -> float:

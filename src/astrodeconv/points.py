@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .masks import FittedStar
-from .psf import dilate, fwhm as measure_fwhm
+from .psf import MAX_PSF_SIDE, dilate, fwhm as measure_fwhm
 
 __all__ = ["MAX_QFIT", "POINT_THRESHOLD", "WIDTH_FACTORS", "WidthFit", "fit_points", "fit_width", "matched_psf"]
 
@@ -104,21 +104,26 @@ def fit_width(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.ndar
     factor). None when fewer than 3 sources qualify. Arguments as :func:`fit_points`.
     """
     from scipy import ndimage
+    from scipy.spatial import cKDTree
 
     found = _bright_sources(image, psf, sigma, invalid, threshold)
     if found is None:
         return None
     data, bad, _, x, y = found
     width = max(measure_fwhm(psf), 1.0)
-    apart = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :]) + 1e9 * np.eye(len(x))
+    nearest = cKDTree(np.column_stack([x, y])).query(np.column_stack([x, y]), k=2)[0][:, 1] if len(x) > 1 \
+        else np.full(len(x), np.inf)
     rows, cols = np.round(y).astype(int), np.round(x).astype(int)
     clear = ndimage.distance_transform_edt(~bad)[rows, cols] > 2 * width if bad.any() else np.ones(len(x), bool)
-    chosen = np.flatnonzero((apart.min(axis=1) > 4 * width) & clear)
+    chosen = np.flatnonzero((nearest > 4 * width) & clear)
     chosen = chosen[np.argsort(-data[rows[chosen], cols[chosen]])][:most]
     if len(chosen) < 3:
         return None
     medians = []
     for factor in WIDTH_FACTORS:
+        if max(psf.shape) * factor > MAX_PSF_SIDE - 2:  # a PSF that large is not dilated further
+            medians.append(np.inf)
+            continue
         table = _photometry(data, bad, dilate(psf, factor), x[chosen], y[chosen], width)
         ok = (np.asarray(table["flags"]) == 0) & (np.asarray(table["flux_fit"]) > 0)
         medians.append(float(np.median(np.asarray(table["qfit"])[ok])) if ok.sum() >= 3 else np.inf)
@@ -136,23 +141,36 @@ def fit_width(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.ndar
 
 def matched_psf(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.ndarray | None = None,
                 notes: list[str] | None = None) -> tuple[np.ndarray, WidthFit | None]:
-    """``psf``, dilated to the image's bright point sources when they say its width is off; and the fit applied.
+    """``psf``, narrowed to the image's bright point sources when they say it is too wide; and the fit applied.
 
     A PSF is rarely known to better than a few per cent, and one 15 % too wide makes every
     restoration ring (over-deconvolved) and every bright star's fit leave a ring of
     residuals. When at least 3 isolated bright sources (:func:`fit_width`) fit best with the
-    widths off by more than :data:`WIDTH_TOLERANCE`, fit well there (median ``qfit`` below
+    widths more than :data:`WIDTH_TOLERANCE` narrower, fit well there (median ``qfit`` below
     :data:`MAX_QFIT`) and at least ``1 / QFIT_GAIN`` times better than as given, the PSF is
-    dilated to them (and a note says so); else it is returned as given, with None. Extended
-    sources (galaxies) fit no width well, and leave the PSF as it is.
+    dilated to them (and a note says so); else it is returned as given, with None.
+
+    Only narrowed: nothing in an image is narrower than its point sources, but compact
+    galaxies, or stars near saturation, are wider than the PSF, and a PSF widened to them would
+    under-restore the frame. Sources wider than the PSF are only said to be so (a too narrow
+    PSF under-restores; it does not ring). Neither is done when the best width lies at the
+    end of :data:`WIDTH_FACTORS` (the search did not bracket it).
     """
     fit = fit_width(image, psf, sigma, invalid)
     if (fit is None or abs(np.log(fit.factor)) <= np.log1p(WIDTH_TOLERANCE) or not fit.qfit < MAX_QFIT
             or not fit.qfit < QFIT_GAIN * fit.qfit_given):
         return psf, None
+    edge = not WIDTH_FACTORS[0] * 1.001 < fit.factor < WIDTH_FACTORS[-1] / 1.001
+    if fit.factor > 1 or edge:
+        if notes is not None:
+            notes.append(f"warning: the image's {fit.sources} brightest isolated sources fit the PSF best "
+                         f"{'at the end of the widths tried, ' if edge else ''}{fit.factor:.3f} times as wide "
+                         f"(median qfit {fit.qfit_given:.3f} -> {fit.qfit:.3f}): a PSF {'too wide' if fit.factor < 1 else 'too narrow, or extended sources'}? "
+                         "It is used as given")
+        return psf, None
     if notes is not None:
-        notes.append(f"warning: the image's {fit.sources} brightest isolated stars are {abs(fit.factor - 1):.0%} "
-                     f"{'narrower' if fit.factor < 1 else 'wider'} than the PSF given (median qfit {fit.qfit_given:.3f} -> {fit.qfit:.3f}): the PSF is dilated "
+        notes.append(f"warning: the image's {fit.sources} brightest isolated stars are {1 - fit.factor:.0%} narrower "
+                     f"than the PSF given (median qfit {fit.qfit_given:.3f} -> {fit.qfit:.3f}): the PSF is dilated "
                      f"{fit.factor:.3f} times to them (written as the PSF extension; --keep-psf: as given)")
     return dilate(psf, fit.factor), fit
 

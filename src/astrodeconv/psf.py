@@ -275,9 +275,10 @@ def fwhm(psf: np.ndarray) -> float:
 def dilate(psf: np.ndarray, factor: float) -> np.ndarray:
     """``psf`` with every width multiplied by ``factor``: ``h'(r) = h(r / factor) / factor^2``, unit sum.
 
-    Resampled by cubic spline about the PSF's origin (pixel ``((s - 1) // 2)`` of a side
-    ``s``); widened, the grid grows by the same factor (odd sides stay odd), so no wing is
-    cut. Spline overshoots below zero are clipped.
+    Resampled by cubic spline about the grid's centre (``(s - 1) / 2`` along a side ``s``: the
+    origin pixel of an odd side, between two pixels for an even one, so the PSF does not move);
+    widened, the grid grows by the same factor (sides keep their parity), so no wing is cut.
+    Spline overshoots below zero are clipped.
 
     Examples
     --------
@@ -286,14 +287,14 @@ def dilate(psf: np.ndarray, factor: float) -> np.ndarray:
     """
     psf = np.clip(real_array(psf, "psf"), 0.0, None)
     if psf.ndim != 2 or not psf.sum() > 0:
-        raise InputError(f"dilate needs a 2-D PSF of positive sum, got shape {psf.shape}")
+        raise InputError(f"dilate needs a 2-D PSF of positive sum, got shape {psf.shape} and sum {psf.sum():.3g}")
     factor = positive_float(factor, "the dilation factor", "a ratio of widths")
     old = np.array(psf.shape)
     new = np.maximum(old, np.ceil(old * factor).astype(int) // 2 * 2 + old % 2)
     if new.max() > MAX_PSF_SIDE:
-        raise InputError(f"a PSF of side {tuple(old)} dilated {factor:g} times would have side {tuple(new)}, "
-                         f"beyond {MAX_PSF_SIDE}")
-    origin_old, origin_new = (old - 1) // 2, (new - 1) // 2
+        raise InputError(f"a PSF of shape {tuple(int(n) for n in old)} dilated {factor:g} times would have shape "
+                         f"{tuple(int(n) for n in new)}, beyond the largest side {MAX_PSF_SIDE}")
+    origin_old, origin_new = (old - 1) / 2, (new - 1) / 2
     rows, cols = np.mgrid[: new[0], : new[1]].astype(np.float64)
     coords = [(rows - origin_new[0]) / factor + origin_old[0], (cols - origin_new[1]) / factor + origin_old[1]]
     out = np.clip(ndimage.map_coordinates(psf, coords, order=3, mode="constant", cval=0.0), 0.0, None)

@@ -146,7 +146,8 @@ def score(restored: np.ndarray, frame: Any, observed_noise: float, fwhm: float, 
     from scipy.ndimage import binary_dilation, gaussian_filter
 
     quiet &= ~binary_dilation(gaussian_filter(truth, fwhm / 2.355) > 0.2 * observed_noise, iterations=int(2 * fwhm))
-    quiet[:border], quiet[-border:], quiet[:, :border], quiet[:, -border:] = False, False, False, False  # as every metric
+    if border:  # left out, as by every metric
+        quiet[:border], quiet[-border:], quiet[:, :border], quiet[:, -border:] = False, False, False, False
     found = detections(restored, observed_noise, fwhm)
     false = spurious(found, sources, fwhm)
     near_saturated = [np.sum(np.hypot(false[:, 0] - s[0], false[:, 1] - s[1]) < 10 * fwhm) for s in saturated]
