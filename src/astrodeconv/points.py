@@ -99,9 +99,13 @@ def fit_width(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.ndar
 
     The ``most`` brightest sources above ``threshold * sigma`` with no other within 4 FWHM
     and no ``invalid`` pixel within 2 FWHM are fitted (photutils' ``PSFPhotometry``: flux,
-    position, local sky) with the PSF dilated by each of :data:`WIDTH_FACTORS`; the factor of
-    the smallest median ``qfit`` is refined by a parabola through its neighbours (in log
-    factor). None when fewer than 3 sources qualify. Arguments as :func:`fit_points`.
+    position, local sky) with the PSF dilated by each of :data:`WIDTH_FACTORS`. Each source's
+    own best factor is refined by a parabola through its neighbours (in log factor); the point
+    sources are those whose best ``qfit`` is below :data:`MAX_QFIT` (a galaxy fits no width
+    well), and the factor is the median of theirs (of every source's, when fewer than 3 are
+    points: ``qfit`` then says how poorly they fit). ``sources``, ``qfit_given`` and ``qfit``
+    are those sources' number and median ``qfit`` as given and at the factor. None when fewer
+    than 3 sources qualify. Arguments as :func:`fit_points`.
     """
     from scipy import ndimage
     from scipy.spatial import cKDTree
@@ -119,24 +123,37 @@ def fit_width(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.ndar
     chosen = chosen[np.argsort(-data[rows[chosen], cols[chosen]])][:most]
     if len(chosen) < 3:
         return None
-    medians = []
-    for factor in WIDTH_FACTORS:
+    qfits = np.full((len(WIDTH_FACTORS), len(chosen)), np.inf)  # factor x source
+    for k, factor in enumerate(WIDTH_FACTORS):
         if max(psf.shape) * factor > MAX_PSF_SIDE - 2:  # a PSF that large is not dilated further
-            medians.append(np.inf)
             continue
         table = _photometry(data, bad, dilate(psf, factor), x[chosen], y[chosen], width)
-        ok = (np.asarray(table["flags"]) == 0) & (np.asarray(table["flux_fit"]) > 0)
-        medians.append(float(np.median(np.asarray(table["qfit"])[ok])) if ok.sum() >= 3 else np.inf)
-    medians = np.array(medians)
-    best = int(np.argmin(medians))
-    log_factor = np.log(WIDTH_FACTORS[best])
-    if 0 < best < len(medians) - 1 and np.all(np.isfinite(medians[best - 1 : best + 2])):
-        low, mid, high = medians[best - 1 : best + 2]
-        curvature = low - 2 * mid + high
-        if curvature > 0:
-            log_factor += 0.5 * (low - high) / curvature * np.log(WIDTH_FACTORS[1] / WIDTH_FACTORS[0])
-    given = medians[int(np.argmin(np.abs(np.log(WIDTH_FACTORS))))]
-    return WidthFit(float(np.exp(log_factor)), len(chosen), float(given), float(medians[best]))
+        order = np.argsort(np.asarray(table["id"]))  # the sources in the order given
+        ok = (np.asarray(table["flags"])[order] == 0) & (np.asarray(table["flux_fit"])[order] > 0)
+        qfits[k] = np.where(ok, np.asarray(table["qfit"], dtype=np.float64)[order], np.inf)
+    # each source's own best width; the point sources are those that fit it well (a galaxy fits none)
+    best = np.argmin(qfits, axis=0)
+    columns = np.arange(len(chosen))
+    points = qfits[best, columns] < MAX_QFIT
+    if points.sum() < 3:
+        points = np.isfinite(qfits[best, columns])  # too few: all, for a median that says how poorly they fit
+        if points.sum() < 3:
+            return None
+    step = np.log(WIDTH_FACTORS[1] / WIDTH_FACTORS[0])
+    logs = []
+    for j in np.flatnonzero(points):
+        k = best[j]
+        log_factor = np.log(WIDTH_FACTORS[k])
+        if 0 < k < len(WIDTH_FACTORS) - 1 and np.all(np.isfinite(qfits[k - 1 : k + 2, j])):
+            low, mid, high = qfits[k - 1 : k + 2, j]
+            if low - 2 * mid + high > 0:
+                log_factor += 0.5 * (low - high) / (low - 2 * mid + high) * step
+        logs.append(log_factor)
+    factor = float(np.exp(np.median(logs)))
+    nearest = int(np.argmin(np.abs(np.log(WIDTH_FACTORS) - np.log(factor))))
+    given = int(np.argmin(np.abs(np.log(WIDTH_FACTORS))))
+    return WidthFit(factor, int(points.sum()), float(np.median(qfits[given, points])),
+                    float(np.median(qfits[nearest, points])))
 
 
 def matched_psf(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.ndarray | None = None,
