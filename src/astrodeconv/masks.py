@@ -303,9 +303,7 @@ def take_out(image: np.ndarray, stars: Sequence[FittedStar], psf: np.ndarray, si
     footprints = _footprints(image.shape, stars, psf)
     light = star_image(image.shape, stars, psf, footprints)
     rest = image - light
-    background = np.zeros(image.shape)
-    for star, (where, values) in zip(stars, footprints):
-        background[where] = np.where(values > 0, star.background, background[where])
+    background = _background_map(image.shape, stars, footprints)
     if gain is None:
         gain = _wing_gain(rest - background, light, sigma, ~np.isfinite(image) if invalid is None else invalid)
     weight = sigma**2 / (sigma**2 + light / gain)
@@ -341,17 +339,13 @@ def model_trust(image: np.ndarray, stars: Sequence[FittedStar], psf: np.ndarray,
     """
     image = np.asarray(image, dtype=np.float64)
     invalid = ~np.isfinite(image) if invalid is None else (np.asarray(invalid, dtype=bool) | ~np.isfinite(image))
-    weight = np.ones(image.shape)
     if not stars:
-        return weight, np.zeros(0)
+        return np.ones(image.shape), np.zeros(0)
     footprints = _footprints(image.shape, stars, psf)
     light = star_image(image.shape, stars, psf, footprints)
     residual = np.where(invalid, 0.0, image) - light
     if gain is None:
-        background = np.zeros(image.shape)
-        for star, (where, values) in zip(stars, footprints):
-            background[where] = np.where(values > 0, star.background, background[where])
-        gain = _wing_gain(residual - background, light, sigma, invalid)
+        gain = _wing_gain(residual - _background_map(image.shape, stars, footprints), light, sigma, invalid)
     variance = sigma**2 + light / gain
     error_variance, errors = np.zeros(image.shape), []
     for star, (where, values) in zip(stars, footprints):
@@ -415,6 +409,15 @@ def _unmodelled_wings(residual: np.ndarray, invalid: np.ndarray, star: FittedSta
 def _robust_variance(values: np.ndarray) -> float:
     """Variance of ``values`` from their median absolute deviation (that of a Gaussian)."""
     return float((1.4826 * np.median(np.abs(values - np.median(values)))) ** 2)
+
+
+def _background_map(shape: tuple[int, int], stars: Sequence[FittedStar],
+                    footprints: list[tuple[tuple[slice, slice], np.ndarray]]) -> np.ndarray:
+    """Each star's fitted background over its footprint (where its PSF is positive), 0 elsewhere."""
+    background = np.zeros(shape)
+    for star, (where, values) in zip(stars, footprints):
+        background[where] = np.where(values > 0, star.background, background[where])
+    return background
 
 
 def _wing_gain(residual: np.ndarray, light: np.ndarray, sigma: float, invalid: np.ndarray) -> float:

@@ -249,9 +249,10 @@ def restore_file(
         ``VARIANCE``: variances); default: an ``ERR`` extension. Its median is the sky's noise,
         its mean square the data fit's.
     match_psf : bool
-        When the image's bright isolated stars fit the PSF best with its widths more than 5 %
-        off, dilate it to them, say so, and write it as the ``PSF`` extension
-        (:func:`astrodeconv.points.matched_psf`; in memory only). False: the PSF as given.
+        When the image's bright isolated stars fit the PSF best more than 5 % narrower, narrow it
+        to them, say so, and write it as the ``PSF`` extension (sources wider than the PSF are
+        only reported: :func:`astrodeconv.points.matched_psf`; in memory only). False: the PSF
+        as given.
     """
     found = methods.get(method)
     if backend not in BACKENDS:
@@ -348,7 +349,7 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
     if sigma is None:
         sigma = estimate_sigma(y_filled)
     gain, sigma, fit_sigma = _detector_noise(y, sigma, scale, header, detector, error, notes)
-    if match_psf:  # a PSF whose width the image's own stars contradict is dilated to them
+    if match_psf:  # a PSF wider than the image's own stars is narrowed to them
         kernel, width = matched_psf(y, kernel, sigma, invalid=saturated, notes=notes)
         if width is not None:
             spec = f"{spec} dilated {width.factor:.4f}x to {width.sources} stars"

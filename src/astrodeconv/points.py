@@ -60,11 +60,12 @@ def fit_points(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.nda
         ``y, x`` (pixels), ``flux`` (image units, the PSF's unit sum times the fitted
         amplitude), ``background`` (the local sky of the fit), ``region`` 0.
     """
-    found = _bright_sources(image, psf, sigma, invalid, threshold)
+    width = max(measure_fwhm(psf), 1.0)
+    found = _bright_sources(image, width, sigma, invalid, threshold)
     if found is None:
         return []
     data, bad, sky, x, y = found
-    table = _photometry(data, bad, psf, x, y, max(measure_fwhm(psf), 1.0))
+    table = _photometry(data, bad, psf, x, y, width)
     fitted = (np.asarray(table["flags"]) == 0) & (np.asarray(table["flux_fit"]) > 0)
     qfit = np.asarray(table["qfit"], dtype=np.float64)
     keep = fitted & (qfit < max_qfit)
@@ -110,11 +111,11 @@ def fit_width(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.ndar
     from scipy import ndimage
     from scipy.spatial import cKDTree
 
-    found = _bright_sources(image, psf, sigma, invalid, threshold)
+    width = max(measure_fwhm(psf), 1.0)
+    found = _bright_sources(image, width, sigma, invalid, threshold)
     if found is None:
         return None
     data, bad, _, x, y = found
-    width = max(measure_fwhm(psf), 1.0)
     nearest = cKDTree(np.column_stack([x, y])).query(np.column_stack([x, y]), k=2)[0][:, 1] if len(x) > 1 \
         else np.full(len(x), np.inf)
     rows, cols = np.round(y).astype(int), np.round(x).astype(int)
@@ -150,10 +151,10 @@ def fit_width(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.ndar
                 log_factor += 0.5 * (low - high) / (low - 2 * mid + high) * step
         logs.append(log_factor)
     factor = float(np.exp(np.median(logs)))
-    nearest = int(np.argmin(np.abs(np.log(WIDTH_FACTORS) - np.log(factor))))
+    at = int(np.argmin(np.abs(np.log(WIDTH_FACTORS) - np.log(factor))))
     given = int(np.argmin(np.abs(np.log(WIDTH_FACTORS))))
     return WidthFit(factor, int(points.sum()), float(np.median(qfits[given, points])),
-                    float(np.median(qfits[nearest, points])))
+                    float(np.median(qfits[at, points])))
 
 
 def matched_psf(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.ndarray | None = None,
@@ -192,10 +193,10 @@ def matched_psf(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.nd
     return dilate(psf, fit.factor), fit
 
 
-def _bright_sources(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.ndarray | None,
+def _bright_sources(image: np.ndarray, width: float, sigma: float, invalid: np.ndarray | None,
                     threshold: float) -> tuple[np.ndarray, np.ndarray, float, np.ndarray, np.ndarray] | None:
     """The sky-subtracted image (bad pixels at 0), its bad pixels, the sky, and the ``x, y`` of the sources
-    peaking above ``threshold * sigma`` (photutils' ``DAOStarFinder`` at the PSF's FWHM); None if none."""
+    peaking above ``threshold * sigma`` (photutils' ``DAOStarFinder`` at the PSF's FWHM ``width``, px); None if none."""
     from photutils.detection import DAOStarFinder
 
     image = np.asarray(image, dtype=np.float64)
@@ -206,8 +207,7 @@ def _bright_sources(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: n
     data = np.where(bad, sky, image) - sky
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # photutils warns when nothing is found
-        found = DAOStarFinder(threshold=threshold * sigma, fwhm=max(measure_fwhm(psf), 1.0),
-                              exclude_border=True)(data, mask=bad)
+        found = DAOStarFinder(threshold=threshold * sigma, fwhm=width, exclude_border=True)(data, mask=bad)
     if found is None or len(found) == 0:
         return None
     names = found.colnames
