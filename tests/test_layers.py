@@ -22,7 +22,7 @@ RANKS = {
     "astrodeconv.registry": 2, "astrodeconv.operators": 2, "astrodeconv.noise": 2, "astrodeconv.masks": 2,
     "astrodeconv.metrics": 2, "astrodeconv.io": 2,
     "astrodeconv.psf": 3,
-    "astrodeconv.forward": 4, "astrodeconv.starpsf": 4, "astrodeconv.points": 4,
+    "astrodeconv.forward": 4, "astrodeconv.starpsf": 4, "astrodeconv.points": 4, "astrodeconv.wings": 4,
     "astrodeconv.data": 5,
     "astrodeconv.nn": 6, "astrodeconv.nn.": 6,
     "astrodeconv.classical": 7, "astrodeconv.networks": 7,

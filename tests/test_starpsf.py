@@ -44,7 +44,7 @@ def test_deconvolve_with_psf_stars_records_the_psf(observed, tmp_path, capsys):
     out = tmp_path / "out.fits"
     assert main(["deconvolve", str(path), "-o", str(out), "--psf", "stars", "--method", "rl"]) == 0
     with fits.open(out) as hdul:
-        assert hdul[0].header["ADPSF"] == "stars" and hdul[0].header["OBJECT"] == "simulated field"
+        assert hdul[0].header["ADPSF"].startswith("stars") and hdul[0].header["OBJECT"] == "simulated field"
         assert hdul["PSF"].header["ADNSTARS"] >= 5
         assert abs(hdul["PSF"].header["ADFWHM"] - psf.fwhm(true_psf)) < 0.1 * psf.fwhm(true_psf)
         assert np.isfinite(hdul[0].data).all()

@@ -36,6 +36,7 @@ from .errors import InputError
 from .forward import normalise, observe
 from .masks import check_result, fill_bad, model_trust, point_image, saturated_pixels, subtract_saturated, take_out
 from .points import POINT_THRESHOLD, fit_points, matched_psf
+from .wings import saturated_wings
 from .noise import estimate_sigma, noise_statistics, photon_variance
 
 __all__ = ["BACKENDS", "PSF_HELP", "STARS", "Restoration", "psf_from_stars_file", "restore_array", "restore_file",
@@ -355,6 +356,13 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
             spec = f"{spec} dilated {width.factor:.4f}x to {width.sources} stars"
             extensions["PSF"] = (kernel, {**extensions.get("PSF", (None, {}))[1], "ADPSFDIL": round(width.factor, 4),
                                           "ADFWHM": round(psf.fwhm(kernel), 4)})
+    # the saturated stars measure the PSF's outer profile far better than the stars it was made from
+    kernel, wings = saturated_wings(y, saturated, kernel, bad=~np.isfinite(y))
+    if wings is not None:
+        spec = f"{spec}, wings from {wings.stars} saturated stars"
+        extensions["PSF"] = (kernel, {**extensions.get("PSF", (None, {}))[1], "ADWINGS": wings.stars,
+                                      "ADWINGR": round(wings.radius, 2)})
+        notes.append(wings.summary())
     clean = None
     if select == "oracle" and found.tuned is not None and found.tuned not in params:
         clean = _read_truth(truth, image.shape, _header_scale(header, scale))

@@ -1,0 +1,173 @@
+"""The PSF's outer profile and far wings, measured on the image's own saturated stars.
+
+A PSF estimated from a frame's isolated, unsaturated stars (or a stand-in, a Moffat of their
+FWHM, a model of the wrong width) is known well in its core and poorly in its wings: faint stars
+say little about the light a few per cent of the flux spreads over hundreds of pixels, and a
+stamp ends where a star's light does not. A saturated star is thousands of times brighter: its
+wings, divided by its flux, *are* the PSF's, far above the noise. Taken out with a PSF whose wings
+are wrong, such a star leaves rings, spikes and false sources hundreds of times the sky's noise.
+
+:func:`saturated_wings` measures the PSF ring by ring on those wings (the median of the stars,
+each centred to a fraction of a pixel and divided by its fitted flux, the other saturated stars
+taken out), and where the PSF given differs from it by more than its own scatter, replaces it
+there and beyond its stamp: the core stays the given one. Arrays in, arrays out.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import NamedTuple
+
+import numpy as np
+
+from .masks import fit_saturated, star_image
+
+__all__ = ["MIN_RING_RADIUS", "MIN_STARS", "MISMATCH", "Wings", "saturated_wings"]
+
+#: Fewest saturated stars the profile is measured on: their median rejects what lies behind
+#: each one (a galaxy, extended light, another star), which one or two stars cannot tell from
+#: their wings.
+MIN_STARS = 3
+
+#: Rings are measured from this many FWHM of the given PSF outwards (inside, the saturated
+#: cores and their fits set the profile, not their wings).
+MIN_RING_RADIUS = 3.0
+#: A ring is replaced by the stars' profile when the given PSF's mean squared difference from
+#: it exceeds this many times the profile's own variance (the scatter of the stars about it).
+MISMATCH = 2.0
+#: The wings are measured out to this many FWHM of the given PSF (and at most half the
+#: image's smaller side).
+MAX_RADIUS = 12.0
+#: Width of a ring, pixels.
+RING = 2
+
+
+class Wings(NamedTuple):
+    """How :func:`saturated_wings` changed the PSF: stars used, rings replaced, old and new side (px)."""
+
+    stars: int
+    rings: int
+    radius: float
+    side_given: int
+    side: int
+    light: float  # fraction of the new PSF's light beyond the given one's stamp
+
+    def summary(self) -> str:
+        return (f"the PSF's profile from {self.radius:.1f} px outwards measured on {self.stars} saturated stars "
+                f"({self.rings} rings of {RING} px replaced; stamp {self.side_given} -> {self.side} px, "
+                f"{self.light:.1%} of the light beyond the stamp given)")
+
+
+def _centred_window(image: np.ndarray, star, half: int) -> np.ndarray:
+    """The ``2 half + 1`` square about ``star``, centred on it by bilinear shift, over its flux; NaN off the image."""
+    from scipy import ndimage
+
+    side = 2 * half + 1
+    cy, cx = int(round(star.y)), int(round(star.x))
+    window = np.full((side, side), np.nan)
+    r0, r1 = max(0, cy - half), min(image.shape[0], cy + half + 1)
+    c0, c1 = max(0, cx - half), min(image.shape[1], cx + half + 1)
+    window[r0 - cy + half : r1 - cy + half, c0 - cx + half : c1 - cx + half] = image[r0:r1, c0:c1]
+    return ndimage.shift(window, (cy - star.y, cx - star.x), order=1, mode="nearest") / star.flux
+
+
+def _padded(psf: np.ndarray, half: int) -> np.ndarray:
+    side = 2 * half + 1
+    out = np.zeros((side, side))
+    oy, ox = (psf.shape[0] - 1) // 2, (psf.shape[1] - 1) // 2
+    rows = slice(max(0, half - oy), min(side, half - oy + psf.shape[0]))
+    cols = slice(max(0, half - ox), min(side, half - ox + psf.shape[1]))
+    out[rows, cols] = psf[rows.start - half + oy : rows.stop - half + oy, cols.start - half + ox : cols.stop - half + ox]
+    return out
+
+
+def saturated_wings(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray, bad: np.ndarray | None = None,
+                    sky: float | None = None) -> tuple[np.ndarray, Wings | None]:
+    """``psf`` with its outer profile measured on the image's saturated stars, and what was changed.
+
+    Each saturated star is fitted with ``psf`` on its wings (:func:`astrodeconv.masks.fit_saturated`);
+    its window (out to :data:`MAX_RADIUS` FWHM), less the sky and the other saturated stars'
+    fitted light, divided by its flux and centred to a fraction of a pixel, samples the PSF's
+    profile relative to the light in the given stamp. The profile is their median; its
+    variance, the stars' scatter about it, ``(1.4826 MAD)^2 pi / 2 / N``. Fewer than
+    :data:`MIN_STARS` stars cannot tell their wings from the scene behind them.
+
+    In rings of :data:`RING` px from :data:`MIN_RING_RADIUS` FWHM outwards, where the given
+    PSF's mean squared difference from the profile exceeds :data:`MISMATCH` times that
+    variance, the profile (negatives at zero) replaces it; beyond the given stamp the wings go
+    on ring by ring up to the first that agrees with the given PSF (zero there). The result has
+    unit sum. With fewer than :data:`MIN_STARS` saturated stars fitted, or no ring replaced,
+    ``psf`` is returned as given, with None.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W)
+        The frame (NaN at bad pixels).
+    saturated : ndarray of bool, shape (H, W)
+    psf : ndarray, shape (s, s)
+        Unit sum, odd side, origin at the centre.
+    bad : ndarray of bool, optional
+        Other pixels not to use.
+    sky : float, optional
+        The sky level, image units; default: the sigma-clipped median of the valid pixels beyond
+        the wings measured from every saturated star (if a tenth of the image; else of all).
+
+    Returns
+    -------
+    psf : ndarray, shape (s', s'), s' >= s
+    wings : Wings or None
+    """
+    from astropy.stats import sigma_clipped_stats
+
+    from .psf import fwhm as measure_fwhm
+
+    image = np.asarray(image, dtype=np.float64)
+    psf = np.asarray(psf, dtype=np.float64)
+    if not saturated.any():
+        return psf, None
+    invalid = ~np.isfinite(image) | saturated | (np.zeros(image.shape, bool) if bad is None else np.asarray(bad, bool))
+    width = measure_fwhm(psf)
+    half_given = max(psf.shape) // 2
+    half = int(max(half_given, min(MAX_RADIUS * width, (min(image.shape) - 1) // 2)))
+    start = MIN_RING_RADIUS * width
+    if start >= half:
+        return psf, None
+    given = _padded(psf, half)
+    stars, _ = fit_saturated(image, saturated, given, bad)
+    if len(stars) < MIN_STARS:
+        return psf, None
+    if sky is None:  # measured beyond the wings measured, where there are enough such pixels
+        from scipy import ndimage
+
+        far = ~invalid & (ndimage.distance_transform_edt(~saturated) > half)
+        sky = float(sigma_clipped_stats(image[far if far.sum() >= 0.1 * far.size else ~invalid], sigma=3.0)[1])
+    light = star_image(image.shape, stars, given)
+    samples = np.array([_centred_window(np.where(invalid, np.nan, image - sky - light
+                                                  + star_image(image.shape, [star], given)), star, half)
+                        for star in stars])  # each star's window without the other saturated stars
+    count = np.sum(np.isfinite(samples), axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels: no star reaches them
+        profile = np.nanmedian(samples, axis=0)
+        spread = 1.4826 * np.nanmedian(np.abs(samples - profile), axis=0)
+    variance = spread**2 * np.pi / 2 / np.maximum(count, 1)
+    yy, xx = np.indices(given.shape)
+    r = np.hypot(yy - half, xx - half)
+    out, replaced, last = given.copy(), 0, half_given
+    for inner in np.arange(start, half, RING):
+        ring = (r >= inner) & (r < inner + RING) & (count >= MIN_STARS)
+        if np.count_nonzero(ring) < 8:
+            continue
+        if np.mean((profile[ring] - given[ring]) ** 2) > MISMATCH * np.mean(variance[ring]):
+            out[ring] = np.clip(profile[ring], 0.0, None)
+            replaced += 1
+            last = max(last, int(np.ceil(inner + RING)))
+        elif inner > last:  # beyond the stamp, the wings go on as long as every ring is measured
+            break
+    if not replaced:
+        return psf, None
+    last = min(half, last)
+    trimmed = out[half - last : half + last + 1, half - last : half + last + 1]
+    trimmed = trimmed / trimmed.sum()
+    beyond = float(trimmed[_padded(np.ones_like(psf), last) == 0].sum())
+    return trimmed, Wings(len(stars), replaced, float(start), max(psf.shape), trimmed.shape[0], beyond)

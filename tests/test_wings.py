@@ -1,0 +1,105 @@
+"""The PSF's far wings measured on saturated stars: found where the stamp given ends, left alone where it is right."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from astrodeconv.masks import FittedStar, star_image
+from astrodeconv.wings import saturated_wings
+
+SKY, NOISE, LEVEL = 100.0, 3.0, 30000.0
+
+
+def _halo_psf(side: int = 81) -> np.ndarray:
+    """A Gaussian core (FWHM 3 px) and a Moffat halo (beta 1.5) with a fifth of the light, unit sum."""
+    yy, xx = np.indices((side, side)) - side // 2
+    r2 = yy**2 + xx**2
+    core = np.exp(-r2 / (2 * 1.27**2))
+    halo = (1 + r2 / 6.0**2) ** -1.5
+    psf = 0.8 * core / core.sum() + 0.2 * halo / halo.sum()
+    return psf / psf.sum()
+
+
+def _cut(psf: np.ndarray, side: int) -> np.ndarray:
+    c, h = psf.shape[0] // 2, side // 2
+    stamp = psf[c - h : c + h + 1, c - h : c + h + 1]
+    return stamp / stamp.sum()
+
+
+def _frame(n_saturated: int, psf: np.ndarray, seed: int = 0) -> tuple[np.ndarray, list[FittedStar]]:
+    """Saturated stars (2-4 million) among 40 faint ones on a sky, Gaussian noise; the image and every star."""
+    rng = np.random.default_rng(seed)
+    spots = [(60.3, 62.7), (150.6, 70.2), (95.1, 160.4), (170.8, 175.5)][:n_saturated]
+    stars = [FittedStar(y, x, float(rng.uniform(2e6, 4e6)), 0.0, 0) for y, x in spots]
+    faint = [FittedStar(*rng.uniform(10, 220, 2), float(rng.uniform(1e3, 3e4)), 0.0, 0) for _ in range(40)]
+    image = SKY + star_image((230, 230), [*stars, *faint], psf) + rng.normal(0, NOISE, (230, 230))
+    return np.minimum(image, LEVEL), [*stars, *faint]
+
+
+def _residual_rms(image: np.ndarray, stars: list[FittedStar], psf: np.ndarray, saturated: np.ndarray) -> float:
+    """RMS of the image less the sky and the stars' light (true fluxes), 8-30 px from the saturated stars."""
+    rest = image - SKY - star_image(image.shape, stars, psf)
+    yy, xx = np.indices(image.shape)
+    near = np.zeros(image.shape, bool)
+    for s in stars[:4]:
+        r = np.hypot(yy - s.y, xx - s.x)
+        near |= (r > 8) & (r < 30)
+    return float(np.sqrt(np.mean(rest[near & ~saturated] ** 2)))
+
+
+def test_the_wings_beyond_a_short_stamp_are_measured_on_the_saturated_stars():
+    true = _halo_psf()
+    image, stars = _frame(4, true)
+    saturated = image >= LEVEL
+    given = _cut(true, 21)
+    found, wings = saturated_wings(image, saturated, given)
+    assert wings is not None and wings.stars == 4 and found.shape[0] > 41 and wings.side == found.shape[0]
+    assert np.isclose(found.sum(), 1.0)
+    c, h = found.shape[0] // 2, 10
+    beyond_true = 1 - _cut(true, found.shape[0])[c - h : c + h + 1, c - h : c + h + 1].sum()
+    assert abs(wings.light / beyond_true - 1) < 0.15  # the light beyond the stamp: right to 15 %
+    # taken out with it, the saturated stars leave a fraction of what the short stamp leaves
+    padded = np.zeros_like(found)
+    padded[c - h : c + h + 1, c - h : c + h + 1] = given
+    assert _residual_rms(image, stars, found, saturated) < 0.2 * _residual_rms(image, stars, padded, saturated)
+
+
+def test_a_psf_whose_wings_are_right_is_left_as_given():
+    true = _halo_psf()
+    image, _ = _frame(4, true, seed=1)
+    found, wings = saturated_wings(image, image >= LEVEL, true)
+    assert wings is None and found is true or np.array_equal(found, true)
+
+
+@pytest.mark.parametrize("count", [0, 2])
+def test_fewer_than_three_saturated_stars_measure_nothing(count):
+    true = _halo_psf()
+    image, _ = _frame(count, true, seed=2)
+    given = _cut(true, 21)
+    found, wings = saturated_wings(image, image >= LEVEL, given)
+    assert wings is None and np.array_equal(found, given)
+
+
+def test_deconvolve_measures_the_wings_and_says_so(tmp_path, capsys):
+    from astropy.io import fits
+
+    from astrodeconv.cli import main
+
+    true = _halo_psf()
+    image, stars = _frame(4, true, seed=3)
+    fits.writeto(tmp_path / "obs.fits", image.astype(np.float32), fits.Header({"SATURATE": LEVEL}))
+    fits.writeto(tmp_path / "psf.fits", _cut(true, 21).astype(np.float32))
+    out = tmp_path / "out.fits"
+    assert main(["deconvolve", str(tmp_path / "obs.fits"), "-o", str(out), "--psf", str(tmp_path / "psf.fits"),
+                 "--sigma", str(NOISE)]) == 0
+    assert "measured on 4 saturated stars" in capsys.readouterr().out
+    header, written = fits.getheader(out, "PSF"), fits.getdata(out, "PSF")
+    assert header["ADWINGS"] == 4 and written.shape[0] > 41 and "wings from 4 saturated stars" in fits.getheader(out)["ADPSF"]
+    # each saturated star restored with its whole flux, the wings the short stamp missed included
+    restored = fits.getdata(out).astype(np.float64) - SKY
+    yy, xx = np.indices(restored.shape)
+    for star in stars[:4]:
+        inside = np.hypot(yy - star.y, xx - star.x) < 5
+        assert abs(restored[inside].sum() / star.flux - 1) < 0.03
+    assert true[30:51, 30:51].sum() < 0.95  # while the stamp given holds less than 95 % of it
