@@ -103,3 +103,7 @@ def test_deconvolve_measures_the_wings_and_says_so(tmp_path, capsys):
         inside = np.hypot(yy - star.y, xx - star.x) < 5
         assert abs(restored[inside].sum() / star.flux - 1) < 0.03
     assert true[30:51, 30:51].sum() < 0.95  # while the stamp given holds less than 95 % of it
+    assert main(["deconvolve", str(tmp_path / "obs.fits"), "-o", str(tmp_path / "kept.fits"), "--psf",
+                 str(tmp_path / "psf.fits"), "--sigma", str(NOISE), "--keep-psf"]) == 0
+    with fits.open(tmp_path / "kept.fits") as hdul:
+        assert "PSF" not in hdul and "wings" not in hdul[0].header["ADPSF"]

@@ -146,7 +146,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-point-sources", dest="point_sources", action="store_false", help="restore bright stars "
                    "with the rest (default: fitted with the PSF, taken out, put back as points)")
     p.add_argument("--keep-psf", dest="match_psf", action="store_false", help="use the PSF as given (default: "
-                   "narrowed to the image's bright isolated stars when it is more than 5 %% wider than they are)")
+                   "narrowed to the image's bright isolated stars when it is more than 5 %% wider than they are; its outer "
+                   "profile measured on three or more saturated stars where they show it wrong)")
     p.set_defaults(func=_cmd_deconvolve)
 
     p = sub.add_parser("train", help="train a network on clean images")

@@ -252,8 +252,9 @@ def restore_file(
     match_psf : bool
         When the image's bright isolated stars fit the PSF best more than 5 % narrower, narrow it
         to them, say so, and write it as the ``PSF`` extension (sources wider than the PSF are
-        only reported: :func:`astrodeconv.points.matched_psf`; in memory only). False: the PSF
-        as given.
+        only reported: :func:`astrodeconv.points.matched_psf`; in memory only); and where three or
+        more saturated stars show its outer profile wrong, measure it on them
+        (:func:`astrodeconv.wings.saturated_wings`). False: the PSF as given.
     """
     found = methods.get(method)
     if backend not in BACKENDS:
@@ -357,7 +358,7 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
             extensions["PSF"] = (kernel, {**extensions.get("PSF", (None, {}))[1], "ADPSFDIL": round(width.factor, 4),
                                           "ADFWHM": round(psf.fwhm(kernel), 4)})
     # the saturated stars measure the PSF's outer profile far better than the stars it was made from
-    kernel, wings = saturated_wings(y, saturated, kernel, bad=~np.isfinite(y))
+    kernel, wings = saturated_wings(y, saturated, kernel, bad=~np.isfinite(y)) if match_psf else (kernel, None)
     if wings is not None:
         spec = f"{spec}, wings from {wings.stars} saturated stars"
         extensions["PSF"] = (kernel, {**extensions.get("PSF", (None, {}))[1], "ADWINGS": wings.stars,
