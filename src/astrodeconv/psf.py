@@ -398,8 +398,16 @@ def _gaussian_size(fwhm: float) -> int:
     return _odd_size(sigma * np.sqrt(-2 * np.log(1 - FLUX_FRACTION)))
 
 
+#: Largest Moffat beta accepted: beyond it the profile is a Gaussian to rounding (``2^(1/beta) - 1`` underflows).
+MAX_MOFFAT_BETA = 1000.0
+
+
 def _moffat_beta(beta: float) -> float:
-    return float_above(beta, "moffat beta", 1.0, "> 1 for a finite flux")
+    beta = float_above(beta, "moffat beta", 1.0, "> 1 for a finite flux")
+    if beta > MAX_MOFFAT_BETA:
+        raise InputError(f"moffat beta must be at most {MAX_MOFFAT_BETA:g} (beyond, a Moffat is a Gaussian: use "
+                         f"'gaussian:fwhm=...'), got {beta!r}")
+    return beta
 
 
 def _moffat_size(fwhm: float, beta: float) -> int:
