@@ -14,8 +14,8 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["FittedStar", "check_result", "fill_bad", "finite_median", "fit_saturated", "model_trust", "point_image",
-           "restore_bad", "saturated_pixels", "star_image", "subtract_saturated", "take_out"]
+__all__ = ["FittedStar", "centred_window", "check_result", "fill_bad", "finite_median", "fit_saturated", "model_trust", "point_image",
+           "restore_bad", "saturated_pixels", "star_footprints", "star_image", "subtract_saturated", "take_out"]
 
 
 def finite_median(image: np.ndarray) -> float:
@@ -202,7 +202,7 @@ def fit_saturated(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray,
     return stars, labels
 
 
-def _footprints(shape: tuple[int, int], stars: Sequence[FittedStar],
+def star_footprints(shape: tuple[int, int], stars: Sequence[FittedStar],
                 psf: np.ndarray) -> list[tuple[tuple[slice, slice], np.ndarray]]:
     """:func:`_shifted_psf` of each star: the frame's slices it covers and the unit-flux PSF there."""
     psf = np.asarray(psf, dtype=np.float64)
@@ -213,7 +213,7 @@ def star_image(shape: tuple[int, int], stars: Sequence[FittedStar], psf: np.ndar
                footprints: list[tuple[tuple[slice, slice], np.ndarray]] | None = None) -> np.ndarray:
     """``sum(star.flux * psf centred on the star)``, shape ``shape``: the light of ``stars`` as observed."""
     out = np.zeros(shape)
-    for star, (where, values) in zip(stars, footprints or _footprints(shape, stars, psf)):
+    for star, (where, values) in zip(stars, footprints or star_footprints(shape, stars, psf)):
         out[where] += star.flux * values
     return out
 
@@ -300,7 +300,7 @@ def take_out(image: np.ndarray, stars: Sequence[FittedStar], psf: np.ndarray, si
     image = np.asarray(image, dtype=np.float64)
     if not stars:
         return image.copy()
-    footprints = _footprints(image.shape, stars, psf)
+    footprints = star_footprints(image.shape, stars, psf)
     light = star_image(image.shape, stars, psf, footprints)
     rest = image - light
     background = _background_map(image.shape, stars, footprints)
@@ -341,7 +341,7 @@ def model_trust(image: np.ndarray, stars: Sequence[FittedStar], psf: np.ndarray,
     invalid = ~np.isfinite(image) if invalid is None else (np.asarray(invalid, dtype=bool) | ~np.isfinite(image))
     if not stars:
         return np.ones(image.shape), np.zeros(0)
-    footprints = _footprints(image.shape, stars, psf)
+    footprints = star_footprints(image.shape, stars, psf)
     light = star_image(image.shape, stars, psf, footprints)
     residual = np.where(invalid, 0.0, image) - light
     if gain is None:
@@ -362,6 +362,30 @@ def model_trust(image: np.ndarray, stars: Sequence[FittedStar], psf: np.ndarray,
     return variance / (variance + error_variance), np.array(errors)
 
 
+def centred_window(image: np.ndarray, y: float, x: float, half: int, invalid: np.ndarray | None = None) -> np.ndarray:
+    """The ``(2 half + 1)`` square of ``image`` about ``(y, x)``, centred on it by a bilinear shift.
+
+    Pixels beyond the image and ``invalid`` ones are NaN (a NaN spreads to its neighbours in the shift).
+    """
+    from scipy import ndimage
+
+    window = np.full((2 * half + 1, 2 * half + 1), np.nan)
+    frame, inner = _window_slices(image.shape, y, x, half)
+    window[inner] = image[frame] if invalid is None else np.where(invalid[frame], np.nan, image[frame])
+    cy, cx = int(round(y)), int(round(x))
+    return ndimage.shift(window, (cy - y, cx - x), order=1, mode="nearest", cval=np.nan)
+
+
+def _window_slices(shape: tuple[int, int], y: float, x: float,
+                   half: int) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+    """The frame's slices of the ``2 half + 1`` square about the pixel nearest ``(y, x)``, and the square's own."""
+    cy, cx = int(round(y)), int(round(x))
+    r0, r1 = max(0, cy - half), min(shape[0], cy + half + 1)
+    c0, c1 = max(0, cx - half), min(shape[1], cx + half + 1)
+    r1, c1 = max(r0, r1), max(c0, c1)
+    return (slice(r0, r1), slice(c0, c1)), (slice(r0 - cy + half, r1 - cy + half), slice(c0 - cx + half, c1 - cx + half))
+
+
 def _unmodelled_wings(residual: np.ndarray, invalid: np.ndarray, star: FittedStar, half: int, sigma: float,
                       error_variance: np.ndarray) -> None:
     """Add to ``error_variance`` (in place) the light of ``star`` beyond its stamp, ring by ring (:func:`model_trust`).
@@ -374,20 +398,9 @@ def _unmodelled_wings(residual: np.ndarray, invalid: np.ndarray, star: FittedSta
     scene behind the star hides, is the wings' light too. The rings stop at the second in a
     row whose excess is below half the noise's variance.
     """
-    from scipy import ndimage
-
     size = 4 * half
-    cy, cx = int(round(star.y)), int(round(star.x))
-    # the window about the star, NaN beyond the image (a star near an edge is measured where p and -p both lie)
-    r0, r1 = max(0, cy - size), min(residual.shape[0], cy + size + 1)
-    c0, c1 = max(0, cx - size), min(residual.shape[1], cx + size + 1)
-    if r0 >= r1 or c0 >= c1:
-        return
-    values = np.full((2 * size + 1, 2 * size + 1), np.nan)
-    inner = (slice(r0 - cy + size, r1 - cy + size), slice(c0 - cx + size, c1 - cx + size))
-    values[inner] = np.where(invalid[r0:r1, c0:c1], np.nan, residual[r0:r1, c0:c1])
-    # centred on the star to a fraction of a pixel before it is turned (a NaN spreads to its neighbours)
-    values = ndimage.shift(values, (cy - star.y, cx - star.x), order=1, mode="nearest", cval=np.nan)
+    # centred on the star before it is turned (a star near an edge is measured where p and -p both lie)
+    values = centred_window(residual, star.y, star.x, size, invalid)
     turned = values[::-1, ::-1]
     symmetric, antisymmetric = 0.5 * (values + turned), 0.5 * (values - turned)
     rows, cols = np.indices(values.shape)
@@ -403,7 +416,8 @@ def _unmodelled_wings(residual: np.ndarray, invalid: np.ndarray, star: FittedSta
         if quiet == 2:  # two rings in a row at the noise: the wings have ended
             break
         added[ring] += 2 * max(excess, 0.0)
-    error_variance[r0:r1, c0:c1] += added[inner]
+    frame, inner = _window_slices(residual.shape, star.y, star.x, size)
+    error_variance[frame] += added[inner]
 
 
 def _robust_variance(values: np.ndarray) -> float:
@@ -430,7 +444,7 @@ def _wing_gain(residual: np.ndarray, light: np.ndarray, sigma: float, invalid: n
 def _fill_cores(filled: np.ndarray, saturated: np.ndarray, psf: np.ndarray, stars: Sequence[FittedStar],
                 labels: np.ndarray) -> np.ndarray:
     """``filled`` (in place) with each star's saturated core set to its fitted model."""
-    for star, ((rows, cols), model) in zip(stars, _footprints(filled.shape, stars, psf)):
+    for star, ((rows, cols), model) in zip(stars, star_footprints(filled.shape, stars, psf)):
         core = (labels[rows, cols] == star.region) & saturated[rows, cols]
         patch = filled[rows, cols]
         patch[core] = np.maximum(star.flux * model[core] + star.background, patch[core])

@@ -330,7 +330,7 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
     if psf_spec == STARS:
         found_psf = star_psf(image, header, saturation)
         spec, kernel = STARS, found_psf.psf
-        extensions["PSF"] = (kernel, {"ADNSTARS": (len(found_psf.stars)), "ADFWHM": round(found_psf.fwhm, 4)})
+        _record_psf(extensions, kernel, ADNSTARS=len(found_psf.stars), ADFWHM=round(found_psf.fwhm, 4))
         notes.append(found_psf.summary())
     else:
         spec, kernel = _psf(psf_spec, header, observed, image.shape)
@@ -355,14 +355,12 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
         kernel, width = matched_psf(y, kernel, sigma, invalid=saturated, notes=notes)
         if width is not None:
             spec = f"{spec} dilated {width.factor:.4f}x to {width.sources} stars"
-            extensions["PSF"] = (kernel, {**extensions.get("PSF", (None, {}))[1], "ADPSFDIL": round(width.factor, 4),
-                                          "ADFWHM": round(psf.fwhm(kernel), 4)})
+            _record_psf(extensions, kernel, ADPSFDIL=round(width.factor, 4), ADFWHM=round(psf.fwhm(kernel), 4))
     # the saturated stars measure the PSF's outer profile far better than the stars it was made from
     kernel, wings = saturated_wings(y, saturated, kernel, bad=~np.isfinite(y)) if match_psf else (kernel, None)
     if wings is not None:
         spec = f"{spec}, wings from {wings.stars} saturated stars"
-        extensions["PSF"] = (kernel, {**extensions.get("PSF", (None, {}))[1], "ADWINGS": wings.stars,
-                                      "ADWINGR": round(wings.radius, 2)})
+        _record_psf(extensions, kernel, ADWINGS=wings.stars, ADWINGR=round(wings.radius, 2))
         notes.append(wings.summary())
     clean = None
     if select == "oracle" and found.tuned is not None and found.tuned not in params:
@@ -408,6 +406,11 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
                    {"method": found.name, "psf": spec, "params": shown, "ADSELECT": select}, overwrite=overwrite,
                    extensions=extensions, primary_header=frame.primary_header)
     return Restoration(output, found.name, shown, "in memory", seconds, notes)
+
+
+def _record_psf(extensions: dict[str, Any], kernel: np.ndarray, **cards: Any) -> None:
+    """Write ``kernel`` as the ``PSF`` extension, with ``cards`` added to those it had."""
+    extensions["PSF"] = (kernel, {**extensions.get("PSF", (None, {}))[1], **cards})
 
 
 #: Flags of the ``MASK`` extension written beside a restoration.

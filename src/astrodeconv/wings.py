@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .masks import fit_saturated, star_image
+from .masks import centred_window, fit_saturated, star_footprints, star_image
 
 __all__ = ["MIN_RING_RADIUS", "MIN_STARS", "MISMATCH", "Wings", "saturated_wings"]
 
@@ -56,19 +56,6 @@ class Wings(NamedTuple):
         return (f"the PSF's profile from {self.radius:.1f} px outwards measured on {self.stars} saturated stars "
                 f"({self.rings} rings of {RING} px replaced; stamp {self.side_given} -> {self.side} px, "
                 f"{self.light:.1%} of the light beyond the stamp given)")
-
-
-def _centred_window(image: np.ndarray, star, half: int) -> np.ndarray:
-    """The ``2 half + 1`` square about ``star``, centred on it by bilinear shift, over its flux; NaN off the image."""
-    from scipy import ndimage
-
-    side = 2 * half + 1
-    cy, cx = int(round(star.y)), int(round(star.x))
-    window = np.full((side, side), np.nan)
-    r0, r1 = max(0, cy - half), min(image.shape[0], cy + half + 1)
-    c0, c1 = max(0, cx - half), min(image.shape[1], cx + half + 1)
-    window[r0 - cy + half : r1 - cy + half, c0 - cx + half : c1 - cx + half] = image[r0:r1, c0:c1]
-    return ndimage.shift(window, (cy - star.y, cx - star.x), order=1, mode="nearest") / star.flux
 
 
 def _padded(psf: np.ndarray, half: int) -> np.ndarray:
@@ -141,10 +128,11 @@ def saturated_wings(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray, b
 
         far = ~invalid & (ndimage.distance_transform_edt(~saturated) > half)
         sky = float(sigma_clipped_stats(image[far if far.sum() >= 0.1 * far.size else ~invalid], sigma=3.0)[1])
-    light = star_image(image.shape, stars, given)
-    samples = np.array([_centred_window(np.where(invalid, np.nan, image - sky - light
-                                                  + star_image(image.shape, [star], given)), star, half)
-                        for star in stars])  # each star's window without the other saturated stars
+    where = star_footprints(image.shape, stars, given)
+    rest = image - sky - star_image(image.shape, stars, given, where)
+    # each star's window without the other saturated stars, over its flux
+    samples = np.array([centred_window(rest + star_image(image.shape, [star], given, [footprint]), star.y, star.x,
+                                       half, invalid) / star.flux for star, footprint in zip(stars, where)])
     count = np.sum(np.isfinite(samples), axis=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels: no star reaches them
