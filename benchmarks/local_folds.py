@@ -11,6 +11,9 @@ estimates; :mod:`astrodeconv.nn.instrument_scenes`). Resumable; one fold per pro
     python benchmarks/local_folds.py m81_dss1 --out runs/local-folds     # ~8 min per fold on one core
     cp runs/local-folds/restorer-universal-m81_dss1/{config.json,weights.pt,meta.json,history.csv} \\
         benchmarks/folds/restorer-universal-m81_dss1/
+
+``--setting universal --seed 1`` continues a fold on the universal scenes only, with the local bank kept
+(the experiment of ``docs/restorer.md``, *Second stage*).
 """
 
 from __future__ import annotations
@@ -32,18 +35,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("images", nargs="+", help="held-out images of the folds to fine-tune")
     parser.add_argument("--out", type=Path, required=True, help="folder for the new fold folders")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--setting", default=SETTINGS["setting"], choices=("realistic", "universal"),
+                        help="scene setting (default realistic: the committed folds' second stage)")
+    parser.add_argument("--epochs", type=int, default=SETTINGS["epochs"])
+    parser.add_argument("--seed", type=int, default=SETTINGS["seed"])
+    parser.add_argument("--init", type=Path, default=FOLDS,
+                        help="folder holding the folds to start from (default: the committed ones)")
     args = parser.parse_args(argv)
     table = load_protocol("table1").images
     for image in args.images:
         if image not in table:
             parser.error(f"{image} is not a Table I image ({', '.join(table)})")
         others = [sky_dir() / f"{name}.fits.gz" for name in table if name != image]
-        init = FOLDS / f"restorer-universal-{image}"
+        init = args.init / f"restorer-universal-{image}"
         command = (f"python benchmarks/local_folds.py {image} --out OUT (from the image-wide-bank fold of "
                    "experiments/protocols/table1.toml)")
         train_restorer(others, args.out / f"restorer-universal-{image}", init=init, threads=args.threads,
                        extra_meta={"protocol": "table1", "held_out": image, "command": command,
-                                   "stage": "local bank + realistic scenes"}, **SETTINGS)
+                                   "stage": f"local bank + {args.setting} scenes"},
+                       **{**SETTINGS, "setting": args.setting, "epochs": args.epochs, "seed": args.seed})
     return 0
 
 
