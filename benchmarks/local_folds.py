@@ -42,18 +42,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--init", type=Path, default=FOLDS,
                         help="folder holding the folds to start from (default: the committed ones)")
     args = parser.parse_args(argv)
+    settings = {**SETTINGS, "setting": args.setting, "epochs": args.epochs, "seed": args.seed}
     table = load_protocol("table1").images
     for image in args.images:
         if image not in table:
             parser.error(f"{image} is not a Table I image ({', '.join(table)})")
         others = [sky_dir() / f"{name}.fits.gz" for name in table if name != image]
         init = args.init / f"restorer-universal-{image}"
-        command = (f"python benchmarks/local_folds.py {image} --out OUT (from the image-wide-bank fold of "
-                   "experiments/protocols/table1.toml)")
+        command = (f"python benchmarks/local_folds.py {image} --setting {args.setting} --epochs {args.epochs} "
+                   f"--seed {args.seed} --out OUT (from {init})")
         train_restorer(others, args.out / f"restorer-universal-{image}", init=init, threads=args.threads,
                        extra_meta={"protocol": "table1", "held_out": image, "command": command,
-                                   "stage": f"local bank + {args.setting} scenes"},
-                       **{**SETTINGS, "setting": args.setting, "epochs": args.epochs, "seed": args.seed})
+                                   "stage": f"local bank + {args.setting} scenes"}, **settings)
     return 0
 
 
