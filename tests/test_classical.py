@@ -187,3 +187,31 @@ def test_bad_input_names_the_value(rng, call, message):
     y, psf = _case(rng, (37, 31), gaussian(2.0))
     with pytest.raises(InputError, match=message.replace("(", r"\(").replace(".", r"\.").replace("+", r"\+")):
         call(y, psf)
+
+
+def test_the_wiener_noise_gain_is_the_restored_noise_over_the_input():
+    from astrodeconv.classical import wiener, wiener_noise_gain
+    from astrodeconv.psf import gaussian
+
+    h = gaussian(4.0)
+    noise = np.random.default_rng(0).normal(0.0, 1.0, (256, 255))
+    balances = [3e-3, 0.1]
+    gains = wiener_noise_gain(noise.shape, h, balances)
+    measured = [np.std(wiener(noise, h, b)) for b in balances]
+    np.testing.assert_allclose(gains, measured, rtol=0.03)
+    assert gains[0] > 1.0 > gains[1]
+
+
+def test_wiener_auto_is_never_noisier_than_the_observation():
+    from astrodeconv.classical import wiener, wiener_auto, wiener_noise_gain
+    from astrodeconv.forward import blur
+    from astrodeconv.psf import gaussian
+
+    h = gaussian(6.0)
+    rng = np.random.default_rng(1)
+    y = blur(rng.random((96, 97)), h) + rng.normal(0.0, 0.01, (96, 97))
+    with pytest.warns(UserWarning, match="noisier than the observation"):
+        balance = wiener_auto(y, h, sigma=0.002)["balance"]  # a noise level far too low drives the principle down
+    assert wiener_noise_gain(y.shape, h, [balance])[0] <= 1.0 + 1e-6
+    noise = rng.normal(0.0, 1.0, y.shape)
+    assert np.std(wiener(noise, h, balance)) <= 1.05

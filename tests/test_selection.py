@@ -170,13 +170,22 @@ def test_auto_rl_close_to_oracle_on_m101(m101):
 
 
 def test_auto_says_when_the_wiener_target_lies_beyond_its_grid(synthetic):
-    """A frame whose noise is tiny relative to its maximum: the grid's end is chosen, and a warning says so."""
+    """A noise level far above the frame's: the grid's end is chosen, and a warning says so."""
+    x, y, psf = synthetic
+    with pytest.warns(UserWarning, match="end of its search"):
+        balance = selection.select_auto("wiener", y, psf, sigma=100.0)["balance"]
+    assert balance == pytest.approx(selection.WIENER_BALANCES[-1])
+
+
+def test_auto_wiener_stops_where_its_output_would_be_noisier_than_the_input(synthetic):
+    """A frame whose noise is tiny: the principle asks for less regularisation than keeps the noise down."""
     x, y, psf = synthetic
     clean = blur(x, psf, "periodic")
     quiet = clean + 1e-5 * np.random.default_rng(1).standard_normal(clean.shape)
-    with pytest.warns(UserWarning, match="end of its search"):
+    with pytest.warns(UserWarning, match="noisier than the observation"):
         balance = selection.select_auto("wiener", quiet, psf, sigma=1e-5)["balance"]
-    assert balance == pytest.approx(selection.WIENER_BALANCES[0])
+    gain = classical.wiener_noise_gain(quiet.shape, psf, [balance, 0.9 * balance])
+    assert balance > selection.WIENER_BALANCES[0] and gain[0] <= 1.0 + 1e-6 < gain[1]
 
 
 def test_auto_tv_is_not_noise_dominated_on_a_frame_with_a_sky(rng):

@@ -54,7 +54,7 @@ from .operators import (  # noqa: F401  (re-exported: the operators' former home
     total_variation,
     wiener_parts,
 )
-from .psf import check_image
+from .psf import check_image, validate
 from .registry import register
 
 #: Default Wiener balance for images normalised to max 1 with noise sigma ~ 0.01 (see :func:`wiener`).
@@ -555,12 +555,7 @@ def _wiener_residual_function(observed: np.ndarray, psf: np.ndarray, border: int
     spectrum, otf, reg2 = wiener_parts(observed, psf)
     power = np.abs(otf) ** 2
     npix = observed.size
-    # Weights of the half spectrum: columns other than 0 (and W/2 for even W) stand for two.
-    weight = np.full(spectrum.shape[1], 2.0)
-    weight[0] = 1.0
-    if observed.shape[1] % 2 == 0:
-        weight[-1] = 1.0
-    y2 = np.abs(spectrum) ** 2 * weight
+    y2 = np.abs(spectrum) ** 2 * _half_spectrum_weight(observed.shape[1])
 
     def residual(balance: float) -> float:
         ratio = balance * reg2 / (power + balance * reg2)
@@ -570,6 +565,49 @@ def _wiener_residual_function(observed: np.ndarray, psf: np.ndarray, border: int
         return float(np.mean(spatial[border:-border, border:-border] ** 2))
 
     return residual
+
+
+def wiener_noise_gain(shape: tuple[int, int], psf: np.ndarray, balances: Any) -> np.ndarray:
+    """How much :func:`wiener` amplifies white noise: restored noise rms over the input's, per balance.
+
+    ``sqrt(mean |G|^2)`` over the image's frequencies, ``G = conj(T) / (|T|^2 + b |L|^2)``;
+    it falls as the balance grows. Above 1 the restoration is noisier than the observation.
+
+    Examples
+    --------
+    >>> from astrodeconv.psf import gaussian
+    >>> g = wiener_noise_gain((64, 64), gaussian(3.0), [1e-3, 1.0])
+    >>> bool(g[0] > 1.0 > g[1])
+    True
+    """
+    _, otf, reg2 = wiener_parts(np.zeros(shape), validate(psf))
+    power = np.abs(otf) ** 2
+    weight = _half_spectrum_weight(shape[1])
+    return np.array([np.sqrt(np.sum(weight * power / (power + b * reg2) ** 2) / (shape[0] * shape[1]))
+                     for b in np.atleast_1d(np.asarray(balances, dtype=np.float64))])
+
+
+def _half_spectrum_weight(width: int) -> np.ndarray:
+    """Weights of the columns of a real FFT's half spectrum in a sum over the whole: 2, but 1 for 0 (and W/2)."""
+    weight = np.full(width // 2 + 1, 2.0)
+    weight[0] = 1.0
+    if width % 2 == 0:
+        weight[-1] = 1.0
+    return weight
+
+
+def _least_balance(shape: tuple[int, int], psf: np.ndarray) -> float:
+    """The smallest balance of :data:`WIENER_BALANCES`' range whose noise gain is at most 1 (bisection in log)."""
+    lo, hi = np.log(WIENER_BALANCES[0]), np.log(WIENER_BALANCES[-1])
+    if wiener_noise_gain(shape, psf, [np.exp(lo)])[0] <= 1.0:
+        return float(np.exp(lo))
+    for _ in range(20):
+        mid = 0.5 * (lo + hi)
+        if wiener_noise_gain(shape, psf, [np.exp(mid)])[0] > 1.0:
+            lo = mid
+        else:
+            hi = mid
+    return float(np.exp(hi))
 
 
 def wiener_auto(observed: np.ndarray, psf: np.ndarray, sigma: float) -> dict[str, Any]:
@@ -585,10 +623,20 @@ def wiener_auto(observed: np.ndarray, psf: np.ndarray, sigma: float) -> dict[str
     oracle; lower values meet the residual's floor (the noise beyond the PSF's cut-off
     frequency, which no balance removes) and fail abruptly. The losses against the oracle
     are in ``docs/results`` (``astrodeconv benchmark``).
+
+    The search starts at the smallest balance whose restoration is no noisier than the
+    observation (:func:`wiener_noise_gain` at most 1): where the residual is flat (a PSF that
+    is not the image's, photon noise above the sky's, a wide PSF) the principle runs on to
+    balances whose output is noise, many times the input's.
     """
     target = WIENER_TAU * sigma**2
     residual = _wiener_residual_function(observed, psf, border=None)
-    lo, hi = np.log(WIENER_BALANCES[0]), np.log(WIENER_BALANCES[-1])
+    lo, hi = np.log(_least_balance(observed.shape, psf)), np.log(WIENER_BALANCES[-1])
+    if lo > np.log(WIENER_BALANCES[0]) and target <= residual(np.exp(lo)):
+        warnings.warn(f"wiener: the discrepancy principle asks for a balance below {np.exp(lo):.3g}, whose "
+                      "restoration would be noisier than the observation; using that balance", UserWarning,
+                      stacklevel=3)
+        return {"balance": float(np.exp(lo))}
     for edge, beyond in ((lo, target <= residual(np.exp(lo))), (hi, target >= residual(np.exp(hi)))):
         if beyond:
             _at_the_edge("wiener", "balance", float(np.exp(edge)))
