@@ -215,3 +215,30 @@ def test_wiener_auto_is_never_noisier_than_the_observation():
     assert wiener_noise_gain(y.shape, h, [balance])[0] <= 1.0 + 1e-6
     noise = rng.normal(0.0, 1.0, y.shape)
     assert np.std(wiener(noise, h, balance)) <= 1.05
+
+
+def test_the_rl_noise_gain_is_that_of_a_flat_sky_restored():
+    from astrodeconv.classical import rl_iterates, rl_noise_gain
+
+    h = gaussian(4.0)
+    rng = np.random.default_rng(2)
+    sky = 1.0 + 0.01 * rng.standard_normal((160, 160))
+    pad = 3 * max(h.shape)  # far from the zero boundary's edge artefacts
+    inside = (slice(pad, -pad), slice(pad, -pad))
+    estimates = {k: x for k, (x, _) in enumerate(rl_iterates(sky, h, 40), start=1) if k in (10, 40)}
+    measured = [np.std(estimates[k][inside]) / np.std(sky[inside]) for k in (10, 40)]
+    np.testing.assert_allclose(rl_noise_gain(sky.shape, h, [10, 40]), measured, rtol=0.1)
+
+
+def test_rl_auto_stops_before_its_output_is_noisier_than_the_observation():
+    from astrodeconv.classical import RL_MAX_ITER, rl_auto, rl_noise_gain
+
+    h = gaussian(3.0)
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[:64, :66]
+    x = 0.2 + sum(np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 4.0) for cy, cx in rng.uniform(8, 56, (12, 2)))
+    y = blur(x, h) + 0.01 * rng.standard_normal(x.shape)
+    with pytest.warns(UserWarning, match="noisier than the observation"):
+        num_iter = rl_auto(y, h, sigma=1e-4)["num_iter"]  # a noise level far too low asks for every iteration
+    gain = rl_noise_gain(y.shape, h, [num_iter, num_iter + 1])
+    assert num_iter < RL_MAX_ITER and gain[0] <= 1.0 < gain[1]

@@ -580,11 +580,20 @@ def wiener_noise_gain(shape: tuple[int, int], psf: np.ndarray, balances: Any) ->
     >>> bool(g[0] > 1.0 > g[1])
     True
     """
-    _, otf, reg2 = wiener_parts(np.zeros(shape), validate(psf))
+    gain = _wiener_gain_function(shape, validate(psf))
+    return np.array([gain(b) for b in np.atleast_1d(np.asarray(balances, dtype=np.float64))])
+
+
+def _wiener_gain_function(shape: tuple[int, int], psf: np.ndarray) -> Callable[[float], float]:
+    """``balance -> wiener_noise_gain`` (the PSF already checked), with the transfer functions computed once."""
+    _, otf, reg2 = wiener_parts(np.zeros(shape), psf)
     power = np.abs(otf) ** 2
-    weight = _half_spectrum_weight(shape[1])
-    return np.array([np.sqrt(np.sum(weight * power / (power + b * reg2) ** 2) / (shape[0] * shape[1]))
-                     for b in np.atleast_1d(np.asarray(balances, dtype=np.float64))])
+    weight = _half_spectrum_weight(shape[1]) / (shape[0] * shape[1])
+
+    def gain(balance: float) -> float:
+        return float(np.sqrt(np.sum(weight * power / (power + balance * reg2) ** 2)))
+
+    return gain
 
 
 def _half_spectrum_weight(width: int) -> np.ndarray:
@@ -598,12 +607,13 @@ def _half_spectrum_weight(width: int) -> np.ndarray:
 
 def _least_balance(shape: tuple[int, int], psf: np.ndarray) -> float:
     """The smallest balance of :data:`WIENER_BALANCES`' range whose noise gain is at most 1 (bisection in log)."""
+    gain = _wiener_gain_function(shape, psf)
     lo, hi = np.log(WIENER_BALANCES[0]), np.log(WIENER_BALANCES[-1])
-    if wiener_noise_gain(shape, psf, [np.exp(lo)])[0] <= 1.0:
+    if gain(np.exp(lo)) <= 1.0:
         return float(np.exp(lo))
     for _ in range(20):
         mid = 0.5 * (lo + hi)
-        if wiener_noise_gain(shape, psf, [np.exp(mid)])[0] > 1.0:
+        if gain(np.exp(mid)) > 1.0:
             lo = mid
         else:
             hi = mid
@@ -650,6 +660,57 @@ def wiener_auto(observed: np.ndarray, psf: np.ndarray, sigma: float) -> dict[str
     return {"balance": float(np.exp(0.5 * (lo + hi)))}
 
 
+def rl_noise_gain(shape: tuple[int, int], psf: np.ndarray, iterations: Any) -> np.ndarray:
+    """How much :func:`rl` amplifies the noise of a flat sky after ``k`` iterations: output rms over input rms.
+
+    About a flat sky ``s`` (where the background's noise is measured) a Richardson-Lucy step
+    ``x <- x conv(y / conv(x, h), h')`` is, to first order in the noise, a Landweber step
+    ``d <- d + h' * (n - h * d)`` whatever ``s``: after ``k`` steps the noise is filtered by
+    ``G_k = (1 - (1 - |T|^2)^k) / T``, and the gain is ``sqrt(mean |G_k|^2)``. It grows with
+    ``k`` towards the inverse filter's; above 1 the restoration is noisier than the observation.
+    (A zero boundary adds artefacts of its own at the edges of a frame with a sky.)
+
+    Examples
+    --------
+    >>> from astrodeconv.psf import gaussian
+    >>> g = rl_noise_gain((64, 64), gaussian(3.0), [5, 500])
+    >>> bool(g[0] < 1.0 < g[1])
+    True
+    """
+    gain = _rl_gain_function(shape, validate(psf))
+    return np.array([gain(k) for k in np.atleast_1d(np.asarray(iterations, dtype=np.float64))])
+
+
+def _rl_gain_function(shape: tuple[int, int], psf: np.ndarray) -> Callable[[float], float]:
+    """``k -> rl_noise_gain`` (the PSF already checked), with the transfer function computed once."""
+    _, otf, _ = wiener_parts(np.zeros(shape), psf)
+    power = np.clip(np.abs(otf) ** 2, 0.0, 1.0)
+    weight = _half_spectrum_weight(shape[1]) / (shape[0] * shape[1])
+    tiny = power < 1e-12  # there G_k -> k T: k^2 |T|^2
+    safe = np.where(tiny, 1.0, power)
+
+    def gain(k: float) -> float:
+        squared = np.where(tiny, k**2 * power, (1 - (1 - power) ** k) ** 2 / safe)
+        return float(np.sqrt(np.sum(weight * squared)))
+
+    return gain
+
+
+def _most_iterations(shape: tuple[int, int], psf: np.ndarray) -> int:
+    """The most iterations, up to :data:`RL_MAX_ITER`, whose :func:`rl_noise_gain` is at most 1 (at least 1)."""
+    gain = _rl_gain_function(shape, psf)
+    lo, hi = 1, RL_MAX_ITER
+    if gain(hi) <= 1.0:
+        return hi
+    while hi - lo > 1:  # the gain grows with the iterations
+        mid = (lo + hi) // 2
+        if gain(mid) <= 1.0:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
 def rl_auto(observed: np.ndarray, psf: np.ndarray, sigma: float) -> dict[str, Any]:
     """The first iteration whose residual is at most ``max(RL_TAU sigma^2, min_k r_k + RL_FLOOR_MARGIN sigma^2)``.
 
@@ -660,10 +721,20 @@ def rl_auto(observed: np.ndarray, psf: np.ndarray, sigma: float) -> dict[str, An
     its lowest level. (On a dark image with many negative pixels unclipped RL diverges after
     a few tens of iterations and its residual rises again: the lowest level, not the last,
     is the reference.)
+
+    The choice is at most the number of iterations whose restoration of a flat sky is no
+    noisier than the observation (:func:`rl_noise_gain` at most 1), and a warning says when
+    that stops it: on a frame with photon noise over a sky, the residual keeps falling long
+    after the output has become noise.
     """
     residuals = np.array([np.mean((blurred - observed) ** 2) for _, blurred in rl_iterates(observed, psf, RL_MAX_ITER)])
     threshold = max(RL_TAU * sigma**2, residuals.min() + RL_FLOOR_MARGIN * sigma**2)
     num_iter = int(np.argmax(residuals <= threshold)) + 1
+    most = _most_iterations(observed.shape, psf)
+    if num_iter > most:
+        warnings.warn(f"rl: stopped at {most} iterations (the discrepancy principle asks for {num_iter}): beyond, "
+                      "its restoration would be noisier than the observation", UserWarning, stacklevel=3)
+        return {"num_iter": most}
     if num_iter == RL_MAX_ITER and residuals[-1] > RL_TAU * sigma**2 and residuals[-1] < residuals[-2]:
         _at_the_edge("rl", "num_iter", RL_MAX_ITER)
     return {"num_iter": num_iter}
@@ -710,8 +781,10 @@ def _at_the_edge(method: str, name: str, value: float) -> None:
 
 
 register("wiener", "Laplacian-regularised Wiener filter (periodic)", defaults={"balance": WIENER_BALANCE},
-         tuned="balance", grid=tuple(float(b) for b in WIENER_BALANCES), oracle=wiener_oracle, auto=wiener_auto)(wiener)
+         tuned="balance", grid=tuple(float(b) for b in WIENER_BALANCES), oracle=wiener_oracle, auto=wiener_auto,
+         boundary="periodic")(wiener)
 register("rl", "Richardson-Lucy, unclipped (as scikit-image)", defaults={"num_iter": 30, "precision": "single"},
-         tuned="num_iter", grid=tuple(float(k) for k in range(1, RL_MAX_ITER + 1)), oracle=rl_oracle, auto=rl_auto)(rl)
+         tuned="num_iter", grid=tuple(float(k) for k in range(1, RL_MAX_ITER + 1)), oracle=rl_oracle, auto=rl_auto,
+         boundary="zero")(rl)
 register("tv", "Non-negative total variation, Condat-Vu primal-dual", defaults={"mu": TV_MU, "num_iter": 100, "tol": None},
-         tuned="mu", grid=tuple(float(m) for m in TV_MUS), oracle=tv_oracle, auto=tv_auto)(tv)
+         tuned="mu", grid=tuple(float(m) for m in TV_MUS), oracle=tv_oracle, auto=tv_auto, boundary="zero")(tv)

@@ -134,6 +134,7 @@ def restore_array(
     fit_sigma: float | None = None,
     gain: float | None = None,
     check: bool = True,
+    boundary: str = "mirror",
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Restore an array in its own units (already normalised to a maximum of about 1).
 
@@ -145,6 +146,13 @@ def restore_array(
     the methods with a ``gain`` parameter. ``check=False``: the method's ``admits`` check was
     made by the caller (on the image before its stars were taken out).
 
+    ``boundary``: what the scene is beyond the image's edges. ``"mirror"`` (a frame is a crop
+    of a sky that goes on): a method that takes it to be dark or periodic
+    (:attr:`astrodeconv.registry.Method.boundary`) restores the image mirrored by half the
+    PSF's larger side on every side (its parameter chosen there too), and the result is
+    cropped; on a frame with a sky, a dark boundary leaves edge artefacts that spread tens of
+    pixels inwards. ``"method"``: the method's own boundary.
+
     Returns
     -------
     estimate : ndarray, shape (H, W), float64
@@ -152,11 +160,17 @@ def restore_array(
         Every parameter used, the selected and estimated ones included.
     """
     found = methods.get(method)
+    if boundary not in ("mirror", "method"):
+        raise InputError(f"boundary must be 'mirror' or 'method', got {boundary!r}")
     params = dict(params or {})
     sigma = _noise_level(sigma)
     filled, _ = fill_bad(observed)
     if check and found.admits is not None:
         found.admits(params, filled, sigma)
+    pad = max(kernel.shape) // 2 if boundary == "mirror" and found.boundary != "mirror" else 0
+    if pad:  # the methods' noise level and check are the image's own; the rest sees the mirrored image
+        observed, filled = np.pad(observed, pad, mode="reflect"), np.pad(filled, pad, mode="reflect")
+        truth = None if truth is None else np.pad(np.asarray(truth, dtype=np.float64), pad, mode="reflect")
     if found.takes_sigma and "sigma" not in params:
         if sigma is None:
             sigma = estimate_sigma(filled)
@@ -165,9 +179,11 @@ def restore_array(
         params["gain"] = float(f"{positive_float(gain, 'gain'):.6g}")
     if select != "none" and found.tuned is not None and found.tuned not in params:
         chosen = selection.select(method, filled, kernel, select, truth=truth,
-                                  sigma=sigma if fit_sigma is None else _noise_level(fit_sigma))
+                                  sigma=sigma if fit_sigma is None else _noise_level(fit_sigma),
+                                  border=ORACLE_BORDER + pad)  # the oracle scores the image, not its mirror
         params = {**chosen, **params}
-    return methods.restore(observed, kernel, method, **params), params
+    estimate = methods.restore(observed, kernel, method, **params)
+    return (estimate[pad:-pad, pad:-pad] if pad else estimate), params
 
 
 def restore_file(
@@ -412,6 +428,9 @@ def _record_psf(extensions: dict[str, Any], kernel: np.ndarray, **cards: Any) ->
     """Write ``kernel`` as the ``PSF`` extension, with ``cards`` added to those it had."""
     extensions["PSF"] = (kernel, {**extensions.get("PSF", (None, {}))[1], **cards})
 
+
+#: Pixels left out at each edge when the oracle scores a restoration against the truth (as the paper).
+ORACLE_BORDER = 32
 
 #: Flags of the ``MASK`` extension written beside a restoration.
 BAD_FLAG, SATURATED_FLAG = 1, 2

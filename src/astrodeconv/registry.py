@@ -24,6 +24,8 @@ from .errors import InputError
 __all__ = ["METHODS", "Method", "available", "check_params", "get", "register"]
 
 RestoreFunc = Callable[..., np.ndarray]
+#: What a method may take the scene to be beyond the image's edges (:attr:`Method.boundary`).
+BOUNDARIES = ("mirror", "zero", "periodic")
 #: ``oracle(observed, psf, score) -> (params, best_score)``: ``score(estimate) -> float`` is maximised.
 OracleHook = Callable[[np.ndarray, np.ndarray, Callable[[np.ndarray], float]], tuple[dict[str, Any], float]]
 #: ``auto(observed, psf, sigma) -> params``, without ground truth; ``sigma`` in image units.
@@ -58,6 +60,9 @@ class Method:
     admits : callable or None
         ``admits(params, observed, sigma)`` raises an :class:`InputError` for an image the
         method was not made for (a network trained for one noise level); ``None``: any image.
+    boundary : {"mirror", "zero", "periodic"}
+        What the restoration takes the scene to be beyond the image's edges: mirrored (the
+        networks pad so), dark, or the image repeated.
     """
 
     name: str
@@ -72,6 +77,11 @@ class Method:
     oracle: OracleHook | None = None
     auto: AutoHook | None = None
     admits: Callable[[dict[str, Any], np.ndarray, float | None], None] | None = None
+    boundary: str = "mirror"
+
+    def __post_init__(self) -> None:
+        if self.boundary not in BOUNDARIES:
+            raise ValueError(f"method {self.name!r}: boundary must be one of {BOUNDARIES}, got {self.boundary!r}")
 
     @property
     def tileable(self) -> bool:

@@ -1,0 +1,50 @@
+"""The array-level pipeline: a frame's edges, as a crop of a sky that goes on beyond them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from astrodeconv.errors import InputError
+from astrodeconv.forward import blur
+from astrodeconv.pipeline import restore_array
+from astrodeconv.psf import gaussian
+
+
+def _frame_with_a_sky(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A sky of 1 to 1.5 with a few sources, blurred as a real frame is (the scene goes on beyond the edges), noisy."""
+    yy, xx = np.mgrid[:70, :73]
+    truth = 1.0 + 0.5 * xx / 72 + sum(np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 3.0) for cy, cx in rng.uniform(15, 55, (8, 2)))
+    h = gaussian(4.0)
+    return truth, h, blur(truth, h, "reflect") + 0.01 * rng.standard_normal(truth.shape)
+
+
+@pytest.mark.parametrize("method, params", [("rl", {"num_iter": 30}), ("tv", {"mu": 0.002}),
+                                            ("wiener", {"balance": 0.05})])
+def test_a_frame_is_restored_as_a_crop_of_a_sky_beyond_its_edges(method, params):
+    truth, h, y = _frame_with_a_sky(np.random.default_rng(0))
+    mirrored, _ = restore_array(y, h, method, params, select="none")
+    own, _ = restore_array(y, h, method, params, select="none", boundary="method")
+    assert mirrored.shape == own.shape == y.shape
+    edges = np.ones(y.shape, bool)
+    edges[12:-12, 12:-12] = False
+    error = {name: np.sqrt(np.mean((x - truth)[edges] ** 2)) for name, x in (("mirror", mirrored), ("own", own))}
+    assert error["mirror"] < 0.5 * error["own"]  # a dark or periodic boundary leaves edge artefacts on a sky
+    inner = (slice(25, -25), slice(25, -25))
+    assert np.sqrt(np.mean((mirrored - truth)[inner] ** 2)) < np.sqrt(np.mean((y - truth)[inner] ** 2))
+
+
+def test_a_network_keeps_its_own_mirror_boundary():
+    truth, h, y = _frame_with_a_sky(np.random.default_rng(1))
+    a, _ = restore_array(y, h, "restorer-universal", select="none", sigma=0.01)
+    b, _ = restore_array(y, h, "restorer-universal", select="none", sigma=0.01, boundary="method")
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(InputError, match="boundary"):
+        restore_array(y, h, "rl", {"num_iter": 3}, select="none", boundary="zero")
+
+
+def test_a_method_record_names_a_known_boundary():
+    from astrodeconv.registry import Method
+
+    with pytest.raises(ValueError, match="boundary must be one of"):
+        Method("x", lambda y, psf: y, boundary="wrap")
