@@ -242,3 +242,22 @@ def test_rl_auto_stops_before_its_output_is_noisier_than_the_observation():
         num_iter = rl_auto(y, h, sigma=1e-4)["num_iter"]  # a noise level far too low asks for every iteration
     gain = rl_noise_gain(y.shape, h, [num_iter, num_iter + 1])
     assert num_iter < RL_MAX_ITER and gain[0] <= 1.0 < gain[1]
+
+
+def test_a_narrow_psf_is_never_restored_blurrier_than_observed():
+    """A narrow PSF's inverse filter amplifies noise a little: the bounds keep the restoration at least as sharp."""
+    from astrodeconv.classical import _least_balance, _most_iterations, rl_auto
+    from astrodeconv.metrics import psnr
+
+    h = gaussian(1.0)
+    rng = np.random.default_rng(4)
+    x = np.full((96, 96), 0.3)  # stars on a sky
+    x[rng.integers(8, 88, 40), rng.integers(8, 88, 40)] += rng.uniform(0.2, 1.0, 40)
+    y = blur(x, h) + 0.01 * rng.standard_normal(x.shape)
+    assert _most_iterations(y.shape, h) >= 2  # the first iterate is the observation blurred once more
+    num_iter = rl_auto(y, h, sigma=0.01)["num_iter"]
+    assert psnr(classical.rl(y, h, num_iter=num_iter), x, 1.0, border=8) > psnr(y, x, 1.0, border=8)
+    balance = _least_balance(y.shape, h)
+    point = np.zeros((33, 33))
+    point[16, 16] = 1.0
+    assert classical.wiener(blur(point, h, "periodic"), h, balance).max() >= h.max() - 1e-6

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -218,3 +220,24 @@ def test_a_psf_of_the_wrong_width_is_dilated_and_written(tmp_path, frame, capsys
     score = {name: psnr_without_stars(frame.electrons(fits.getdata(tmp_path / name)), frame.truth, stars,
                                       fwhm(frame.psf), 20) for name in ("out.fits", "kept.fits")}
     assert score["out.fits"] > score["kept.fits"] + 3.0
+
+
+def test_an_err_map_with_photon_noise_gives_the_restorer_the_gain(tmp_path, frame, capsys):
+    """Without a GAIN card, the photon noise in an ERR map is the gain: the same restoration as with the card."""
+    d = frame.detector
+    variance = np.clip(frame.adu - d.bias, 0, None) / d.gain + (d.read_noise / d.gain) ** 2  # ADU^2
+    fits.writeto(tmp_path / "psf.fits", frame.psf)
+    for name, cards, err in (("card.fits", frame.header_cards(), None),
+                             ("err.fits", {"SATURATE": d.saturate}, np.sqrt(variance).astype(np.float32))):
+        hdus = [fits.PrimaryHDU(), fits.ImageHDU(frame.adu, header=fits.Header(cards), name="SCI")]
+        if err is not None:
+            hdus.append(fits.ImageHDU(err, name="ERR"))
+        fits.HDUList(hdus).writeto(tmp_path / name)
+        assert main(["deconvolve", str(tmp_path / name), "-o", str(tmp_path / f"out-{name}"), "--psf",
+                     str(tmp_path / "psf.fits"), "--sigma", f"{np.sqrt(d.sky / d.gain + (d.read_noise / d.gain) ** 2):.4f}",
+                     "--method", "restorer-universal"]) == 0
+    assert "fitted to it" in capsys.readouterr().out
+    gains = [json.loads(fits.getheader(tmp_path / f"out-{n}", "SCI")["ADPARAMS"])["gain"] for n in ("card.fits", "err.fits")]
+    assert gains[1] == pytest.approx(gains[0], rel=0.05)
+    a, b = (fits.getdata(tmp_path / f"out-{n}", "SCI") for n in ("card.fits", "err.fits"))
+    assert np.nanmax(np.abs(a - b)) < 0.02 * np.nanmax(a)

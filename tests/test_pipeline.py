@@ -48,3 +48,42 @@ def test_a_method_record_names_a_known_boundary():
 
     with pytest.raises(ValueError, match="boundary must be one of"):
         Method("x", lambda y, psf: y, boundary="wrap")
+
+
+def test_the_outer_pixels_are_restored_as_well_as_the_inside():
+    """The mirror reaches a PSF's width beyond the edges, where a dark boundary's artefacts would reach."""
+    truth, h, y = _frame_with_a_sky(np.random.default_rng(2))
+    restored, _ = restore_array(y, h, "rl", {"num_iter": 100}, select="none")
+    outer = np.ones(y.shape, bool)
+    outer[3:-3, 3:-3] = False
+    inner = (slice(20, -20), slice(20, -20))
+    assert np.sqrt(np.mean((restored - truth)[outer] ** 2)) < 2 * np.sqrt(np.mean((restored - truth)[inner] ** 2))
+
+
+def test_the_noise_level_is_measured_on_the_image_not_its_mirror():
+    from astrodeconv.noise import estimate_sigma
+
+    rng = np.random.default_rng(3)
+    y = 1.0 + 0.01 * rng.standard_normal((1, 64))  # one row: its mirror repeats it, with no noise between
+    with pytest.raises(InputError):  # as before the mirror: an image a PSF does not fit in
+        restore_array(y, gaussian(2.0), "rl", select="auto")
+    _, h, frame = _frame_with_a_sky(rng)
+    _, params = restore_array(frame, h, "restorer-universal", select="none")
+    _, mirrored = restore_array(frame, h, "wiener", select="auto")
+    assert params["sigma"] == pytest.approx(estimate_sigma(frame), rel=1e-5)
+    own = restore_array(frame, h, "wiener", select="auto", sigma=estimate_sigma(frame))[1]
+    assert mirrored == own  # the automatic choice with the noise measured on the image itself
+
+
+def test_a_truth_of_another_shape_is_refused_with_the_shapes():
+    truth, h, y = _frame_with_a_sky(np.random.default_rng(4))
+    with pytest.raises(InputError, match=r"\(69, 73\).*\(70, 73\)"):
+        restore_array(y, h, "wiener", select="oracle", truth=truth[1:])
+
+
+def test_bad_pixels_stay_bad_after_the_mirror():
+    truth, h, y = _frame_with_a_sky(np.random.default_rng(5))
+    y[3, 4] = y[40, 41] = np.nan
+    restored, _ = restore_array(y, h, "rl", {"num_iter": 10}, select="none")
+    assert restored.shape == y.shape and np.isnan(restored[3, 4]) and np.isnan(restored[40, 41])
+    assert np.isfinite(np.delete(restored.ravel(), [3 * 73 + 4, 40 * 73 + 41])).all()

@@ -586,14 +586,18 @@ def wiener_noise_gain(shape: tuple[int, int], psf: np.ndarray, balances: Any) ->
 
 def _wiener_gain_function(shape: tuple[int, int], psf: np.ndarray) -> Callable[[float], float]:
     """``balance -> wiener_noise_gain`` (the PSF already checked), with the transfer functions computed once."""
-    _, otf, reg2 = wiener_parts(np.zeros(shape), psf)
-    power = np.abs(otf) ** 2
-    weight = _half_spectrum_weight(shape[1]) / (shape[0] * shape[1])
+    power, reg2, weight = _spectra(shape, psf)
 
     def gain(balance: float) -> float:
         return float(np.sqrt(np.sum(weight * power / (power + balance * reg2) ** 2)))
 
     return gain
+
+
+def _spectra(shape: tuple[int, int], psf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``|T|^2`` (at most 1), ``|L|^2`` and the half spectrum's weights over the pixel count (a sum is a mean)."""
+    _, otf, reg2 = wiener_parts(np.zeros(shape), psf)
+    return np.clip(np.abs(otf) ** 2, 0.0, 1.0), reg2, _half_spectrum_weight(shape[1]) / (shape[0] * shape[1])
 
 
 def _half_spectrum_weight(width: int) -> np.ndarray:
@@ -606,17 +610,36 @@ def _half_spectrum_weight(width: int) -> np.ndarray:
 
 
 def _least_balance(shape: tuple[int, int], psf: np.ndarray) -> float:
-    """The smallest balance of :data:`WIENER_BALANCES`' range whose noise gain is at most 1 (bisection in log)."""
-    gain = _wiener_gain_function(shape, psf)
+    """The smallest balance whose restoration is no noisier than the observation, or as sharp as it if less.
+
+    Bisections in ``log(balance)`` over :data:`WIENER_BALANCES`' range: the noise gain
+    (:func:`wiener_noise_gain`) falls as the balance grows, and so does the peak of a point
+    source restored, ``mean(|T|^2 / (|T|^2 + b |L|^2))``. Where keeping the noise down would
+    leave the restoration blurrier than the observation (a narrow PSF, whose inverse filter
+    amplifies the noise little), the balance that keeps the observation's sharpness (the PSF's
+    peak) wins: a restoration is at least as sharp as its input.
+    """
+    power, reg2, weight = _spectra(shape, psf)
+    noise = lambda b: float(np.sqrt(np.sum(weight * power / (power + b * reg2) ** 2)))  # noqa: E731
+    peak = lambda b: float(np.sum(weight * power / (power + b * reg2)))  # noqa: E731
+    quiet = _log_bisect(lambda b: noise(b) <= 1.0)
+    sharp = _log_bisect(lambda b: peak(b) < float(psf.max()))
+    return min(quiet, sharp)
+
+
+def _log_bisect(beyond: Callable[[float], bool]) -> float:
+    """The smallest balance of :data:`WIENER_BALANCES`' range where ``beyond`` holds (it holds above some value)."""
     lo, hi = np.log(WIENER_BALANCES[0]), np.log(WIENER_BALANCES[-1])
-    if gain(np.exp(lo)) <= 1.0:
+    if beyond(float(np.exp(lo))):
         return float(np.exp(lo))
+    if not beyond(float(np.exp(hi))):
+        return float(np.exp(hi))
     for _ in range(20):
         mid = 0.5 * (lo + hi)
-        if gain(np.exp(mid)) > 1.0:
-            lo = mid
-        else:
+        if beyond(float(np.exp(mid))):
             hi = mid
+        else:
+            lo = mid
     return float(np.exp(hi))
 
 
@@ -683,9 +706,7 @@ def rl_noise_gain(shape: tuple[int, int], psf: np.ndarray, iterations: Any) -> n
 
 def _rl_gain_function(shape: tuple[int, int], psf: np.ndarray) -> Callable[[float], float]:
     """``k -> rl_noise_gain`` (the PSF already checked), with the transfer function computed once."""
-    _, otf, _ = wiener_parts(np.zeros(shape), psf)
-    power = np.clip(np.abs(otf) ** 2, 0.0, 1.0)
-    weight = _half_spectrum_weight(shape[1]) / (shape[0] * shape[1])
+    power, _, weight = _spectra(shape, psf)
     tiny = power < 1e-12  # there G_k -> k T: k^2 |T|^2
     safe = np.where(tiny, 1.0, power)
 
@@ -697,18 +718,29 @@ def _rl_gain_function(shape: tuple[int, int], psf: np.ndarray) -> Callable[[floa
 
 
 def _most_iterations(shape: tuple[int, int], psf: np.ndarray) -> int:
-    """The most iterations, up to :data:`RL_MAX_ITER`, whose :func:`rl_noise_gain` is at most 1 (at least 1)."""
+    """The most iterations whose restoration is no noisier than the observation, or as sharp as it if more.
+
+    Up to :data:`RL_MAX_ITER`: the noise gain (:func:`rl_noise_gain`) grows with the
+    iterations, and so does the peak of a point source restored, ``mean(1 - (1 - |T|^2)^k)``.
+    Where keeping the noise down would stop before the restoration is as sharp as the
+    observation (a narrow PSF: the first iterate is the observation blurred once more), the
+    iterations that reach the PSF's peak win.
+    """
     gain = _rl_gain_function(shape, psf)
+    power, _, weight = _spectra(shape, psf)
+    peak = float(psf.max())
+    sharp = next((k for k in range(1, RL_MAX_ITER + 1) if np.sum(weight * (1 - (1 - power) ** k)) >= peak),
+                 RL_MAX_ITER)
+    if gain(RL_MAX_ITER) <= 1.0:
+        return RL_MAX_ITER
     lo, hi = 1, RL_MAX_ITER
-    if gain(hi) <= 1.0:
-        return hi
     while hi - lo > 1:  # the gain grows with the iterations
         mid = (lo + hi) // 2
         if gain(mid) <= 1.0:
             lo = mid
         else:
             hi = mid
-    return lo
+    return max(lo, sharp)
 
 
 def rl_auto(observed: np.ndarray, psf: np.ndarray, sigma: float) -> dict[str, Any]:

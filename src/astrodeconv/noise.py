@@ -13,7 +13,8 @@ import numpy as np
 from .checks import positive_float
 from .errors import InputError
 
-__all__ = ["NoiseStatistics", "estimate_sigma", "noise_statistics", "normalise_noise", "photon_variance",
+__all__ = ["NoiseStatistics", "estimate_sigma", "gain_from_noise_map", "noise_statistics", "normalise_noise",
+           "photon_variance",
            "signal_to_noise", "sky_level"]
 
 
@@ -165,3 +166,49 @@ def photon_variance(image: np.ndarray, sigma: float, gain: float, background: fl
         background = float(np.median(image[np.isfinite(image)]))
     with np.errstate(invalid="ignore"):
         return sigma**2 + np.maximum(image - background, 0.0) / gain
+
+
+#: :func:`gain_from_noise_map`: the fit uses the pixels whose signal above the sky is at least
+#: this many times the sky's noise (below, the sky's own scatter dominates the variance).
+GAIN_FIT_SIGNAL = 3.0
+
+
+def gain_from_noise_map(image: np.ndarray, noise: np.ndarray, background: float | None = None) -> float | None:
+    """The gain (electrons per image unit) a per-pixel noise map implies, or None if it shows no photon noise.
+
+    An instrument's ``ERR`` map is mostly ``sqrt(s^2 + (image - sky) / gain)``: the sky's noise
+    and the photon noise of the light above it. The variance ``noise^2`` is fitted as
+    ``a + b (image - sky)`` (least squares on the medians of ten bins of the signal, over the
+    pixels at least :data:`GAIN_FIT_SIGNAL` times the sky's noise above it); the gain is
+    ``1 / b``. None where fewer than 100 such pixels exist or the slope is not positive: the
+    map is then the sky's noise alone.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> image = 100.0 + rng.exponential(500.0, (200, 200))
+    >>> err = np.sqrt(4.0 + (image - 100.0) / 2.5)
+    >>> round(gain_from_noise_map(image, err, background=100.0), 3)
+    2.5
+    """
+    image = np.asarray(image, dtype=np.float64)
+    variance = np.asarray(noise, dtype=np.float64) ** 2
+    good = np.isfinite(image) & np.isfinite(variance)
+    if background is None:
+        background = sky_level(image[good])
+    signal = image[good] - background
+    sky_noise = float(np.sqrt(np.median(variance[good])))
+    bright = signal > GAIN_FIT_SIGNAL * sky_noise
+    if np.count_nonzero(bright) < 100:
+        return None
+    edges = np.quantile(signal[bright], np.linspace(0.0, 1.0, 11))
+    levels, variances = [], []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        inside = bright & (signal >= lo) & (signal <= hi)
+        if inside.any():
+            levels.append(float(np.median(signal[inside])))
+            variances.append(float(np.median(variance[good][inside])))
+    if len(levels) < 3:
+        return None
+    slope = float(np.polyfit(levels, variances, 1)[0])
+    return 1.0 / slope if slope > 0 else None

@@ -37,7 +37,7 @@ from .forward import normalise, observe
 from .masks import check_result, fill_bad, model_trust, point_image, saturated_pixels, subtract_saturated, take_out
 from .points import POINT_THRESHOLD, fit_points, matched_psf
 from .wings import saturated_wings
-from .noise import estimate_sigma, noise_statistics, photon_variance
+from .noise import estimate_sigma, gain_from_noise_map, noise_statistics, photon_variance
 
 __all__ = ["BACKENDS", "PSF_HELP", "STARS", "Restoration", "psf_from_stars_file", "restore_array", "restore_file",
            "saturation_level", "simulate_file", "star_psf", "write_psf"]
@@ -148,10 +148,11 @@ def restore_array(
 
     ``boundary``: what the scene is beyond the image's edges. ``"mirror"`` (a frame is a crop
     of a sky that goes on): a method that takes it to be dark or periodic
-    (:attr:`astrodeconv.registry.Method.boundary`) restores the image mirrored by half the
-    PSF's larger side on every side (its parameter chosen there too), and the result is
-    cropped; on a frame with a sky, a dark boundary leaves edge artefacts that spread tens of
-    pixels inwards. ``"method"``: the method's own boundary.
+    (:attr:`astrodeconv.registry.Method.boundary`) restores the image mirrored by the PSF's
+    larger side on every side (:func:`mirror_width`; its parameter chosen there too, the
+    noise level measured on the image itself), and the result is cropped; on a frame with a
+    sky, a dark boundary leaves edge artefacts that spread tens of pixels inwards.
+    ``"method"``: the method's own boundary.
 
     Returns
     -------
@@ -160,30 +161,49 @@ def restore_array(
         Every parameter used, the selected and estimated ones included.
     """
     found = methods.get(method)
-    if boundary not in ("mirror", "method"):
-        raise InputError(f"boundary must be 'mirror' or 'method', got {boundary!r}")
     params = dict(params or {})
     sigma = _noise_level(sigma)
-    filled, _ = fill_bad(observed)
+    filled, bad = fill_bad(observed)
+    psf.check_image(filled, kernel)
+    if truth is not None and np.shape(truth) != filled.shape:
+        raise InputError(f"the truth has shape {np.shape(truth)}, the image {filled.shape}; they must match")
     if check and found.admits is not None:
         found.admits(params, filled, sigma)
-    pad = max(kernel.shape) // 2 if boundary == "mirror" and found.boundary != "mirror" else 0
-    if pad:  # the methods' noise level and check are the image's own; the rest sees the mirrored image
-        observed, filled = np.pad(observed, pad, mode="reflect"), np.pad(filled, pad, mode="reflect")
-        truth = None if truth is None else np.pad(np.asarray(truth, dtype=np.float64), pad, mode="reflect")
+    selecting = select != "none" and found.tuned is not None and found.tuned not in params
+    if sigma is None and (found.takes_sigma or selecting):
+        sigma = estimate_sigma(filled)  # on the image itself, not on its mirror
+    pad = mirror_width(found, kernel, boundary)
+    if pad:  # the rest sees the image mirrored beyond its edges (bad pixels mirrored too)
+        filled = np.pad(filled, pad, mode="symmetric")
+        observed = np.where(np.pad(bad, pad, mode="symmetric"), np.nan, filled)
+        truth = None if truth is None else np.pad(np.asarray(truth, dtype=np.float64), pad, mode="symmetric")
     if found.takes_sigma and "sigma" not in params:
-        if sigma is None:
-            sigma = estimate_sigma(filled)
         params["sigma"] = float(f"{float(sigma):.6g}")
     if gain is not None and "gain" in found.defaults and params.get("gain") is None:
         params["gain"] = float(f"{positive_float(gain, 'gain'):.6g}")
-    if select != "none" and found.tuned is not None and found.tuned not in params:
+    if selecting:
         chosen = selection.select(method, filled, kernel, select, truth=truth,
                                   sigma=sigma if fit_sigma is None else _noise_level(fit_sigma),
                                   border=ORACLE_BORDER + pad)  # the oracle scores the image, not its mirror
         params = {**chosen, **params}
     estimate = methods.restore(observed, kernel, method, **params)
     return (estimate[pad:-pad, pad:-pad] if pad else estimate), params
+
+
+def mirror_width(found: methods.Method, kernel: np.ndarray, boundary: str = "mirror") -> int:
+    """Pixels the image is mirrored by on each side before ``found`` restores it (:func:`restore_array`).
+
+    The PSF's larger side for a method that takes the scene beyond the edges to be dark or
+    periodic, when ``boundary`` is ``"mirror"``: a zero boundary's artefacts on a frame with a
+    sky, and a periodic one's at the wrap, reach about a PSF's width inwards. 0 otherwise.
+    """
+    if boundary not in BOUNDARIES:
+        raise InputError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
+    return max(np.shape(kernel)) if boundary == "mirror" and found.boundary != "mirror" else 0
+
+
+#: What :func:`restore_array` takes the scene beyond an image's edges to be: mirrored, or each method's own.
+BOUNDARIES = ("mirror", "method")
 
 
 def restore_file(
@@ -367,6 +387,12 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
     if sigma is None:
         sigma = estimate_sigma(y_filled)
     gain, sigma, fit_sigma = _detector_noise(y, sigma, scale, header, detector, error, notes)
+    if gain is None and noise is not None:  # a noise map with photon noise in it says the gain
+        fitted = gain_from_noise_map(np.where(bad, np.nan, image), noise)
+        if fitted is not None:
+            gain = fitted * scale
+            notes.append(f"the noise map holds photon noise: gain {fitted:.4g} e-/unit fitted to it (the restorers' "
+                         "local noise, the stars' photon noise)")
     if match_psf:  # a PSF wider than the image's own stars is narrowed to them
         kernel, width = matched_psf(y, kernel, sigma, invalid=saturated, notes=notes)
         if width is not None:
@@ -418,8 +444,10 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
     if frame.quality is not None:
         extensions["DQ"] = (frame.quality.astype(np.int32), {})
     shown = _shown(params)
-    io.write_image(output, estimate * scale, header,
-                   {"method": found.name, "psf": spec, "params": shown, "ADSELECT": select}, overwrite=overwrite,
+    provenance = {"method": found.name, "psf": spec, "params": shown, "ADSELECT": select}
+    if mirror_width(found, kernel):
+        provenance["ADEDGES"] = f"mirrored by {mirror_width(found, kernel)} px (method's boundary: {found.boundary})"
+    io.write_image(output, estimate * scale, header, provenance, overwrite=overwrite,
                    extensions=extensions, primary_header=frame.primary_header)
     return Restoration(output, found.name, shown, "in memory", seconds, notes)
 
