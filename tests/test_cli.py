@@ -231,3 +231,14 @@ def test_noiseless_simulation_then_auto_selection_estimates_sigma(tmp_path, clea
     chosen = json.loads(fits.getheader(out)["ADPARAMS"])["balance"]
     assert chosen == pytest.approx(expected, rel=1e-9)
     assert chosen < selection.select_auto("wiener", y, psf.gaussian(3.0), sigma=0.01)["balance"]
+
+
+def test_the_output_says_when_the_frame_was_mirrored_beyond_its_edges(tmp_path, clean_fits):
+    obs = _simulate(clean_fits, tmp_path)
+    for method, mirrored in (("rl", True), ("restorer-universal", False)):
+        out = tmp_path / f"{method}.fits"
+        assert main(["deconvolve", str(obs), "-o", str(out), "--method", method, "--psf", "gaussian:fwhm=3"]) == 0
+        header = fits.getheader(out)
+        assert ("ADEDGES" in header) is mirrored
+        if mirrored:
+            assert "mirrored by" in header["ADEDGES"] and "zero" in header["ADEDGES"]

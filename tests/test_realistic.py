@@ -44,6 +44,19 @@ def test_the_metrics_of_the_truth_and_the_observation(frame):
     assert observed["psnr_db"] < perfect["psnr_db"]
 
 
+def test_the_background_tail_is_that_of_gaussian_noise_smoothed_or_not():
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal((400, 400))
+    quiet = np.ones(noise.shape, bool)
+    assert photometry.background_tail(noise, quiet) < 1e-4
+    assert photometry.background_tail(gaussian_filter(noise, 2.0), quiet) < 1e-4  # smoothing keeps it Gaussian
+    peaks = noise.copy()
+    peaks.flat[rng.choice(noise.size, 200, replace=False)] += 20.0  # invented sources
+    assert photometry.background_tail(peaks, quiet) == pytest.approx(200 / noise.size, rel=0.1)
+
+
 def test_ring_depth_finds_a_dark_ring():
     yy, xx = np.indices((101, 101))
     r = np.hypot(yy - 50, xx - 50)

@@ -122,6 +122,27 @@ def background_rms(image: np.ndarray, quiet: np.ndarray) -> float:
     return float(np.sqrt(np.mean((values - np.median(values)) ** 2))) if values.size else float("nan")
 
 
+#: :func:`background_tail`: how far from the background's median a pixel is in its tail, in robust
+#: standard deviations (Gaussian noise, smoothed by any linear filter, has 5.7e-7 of its pixels there).
+TAIL_SIGMA = 5.0
+
+
+def background_tail(image: np.ndarray, quiet: np.ndarray) -> float:
+    """Fraction of the source-free pixels ``quiet`` beyond :data:`TAIL_SIGMA` robust deviations of their median.
+
+    The deviation is ``1.4826`` times their median absolute deviation. Gaussian noise, after
+    any linear smoothing, stays Gaussian: 5.7e-7. A restoration that makes structure of the
+    noise (sharp peaks, ripples around what it cannot fit) has a heavier tail, and invents
+    sources there.
+    """
+    values = image[quiet]
+    if values.size == 0:
+        return float("nan")
+    centre = np.median(values)
+    spread = 1.4826 * np.median(np.abs(values - centre))
+    return float(np.mean(np.abs(values - centre) > TAIL_SIGMA * spread)) if spread > 0 else float("nan")
+
+
 def score(restored: np.ndarray, frame: Any, observed_noise: float, fwhm: float, border: int) -> dict[str, float]:
     """Every metric of one restored frame (electrons above sky), against the frame's truth and catalogue.
 
@@ -166,4 +187,5 @@ def score(restored: np.ndarray, frame: Any, observed_noise: float, fwhm: float, 
         "ring_depth_saturated": float(np.nanmedian([ring_depth(restored, s, fwhm) for s in saturated]))
         if len(saturated) else float("nan"),
         "background_rms_ratio": background_rms(restored, quiet) / background_rms(observed_e, quiet),
+        "background_tail": background_tail(restored, quiet),
     }
