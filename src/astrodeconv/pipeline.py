@@ -172,7 +172,7 @@ def restore_array(
     selecting = select != "none" and found.tuned is not None and found.tuned not in params
     if sigma is None and (found.takes_sigma or selecting):
         sigma = estimate_sigma(filled)  # on the image itself, not on its mirror
-    pad = mirror_width(found, kernel, boundary)
+    pad = mirror_width(found, kernel, boundary, filled.shape)
     if pad:  # the rest sees the image mirrored beyond its edges (bad pixels mirrored too)
         filled = np.pad(filled, pad, mode="symmetric")
         observed = np.where(np.pad(bad, pad, mode="symmetric"), np.nan, filled)
@@ -190,16 +190,20 @@ def restore_array(
     return (estimate[pad:-pad, pad:-pad] if pad else estimate), params
 
 
-def mirror_width(found: methods.Method, kernel: np.ndarray, boundary: str = "mirror") -> int:
+def mirror_width(found: methods.Method, kernel: np.ndarray, boundary: str = "mirror",
+                 shape: tuple[int, ...] | None = None) -> int:
     """Pixels the image is mirrored by on each side before ``found`` restores it (:func:`restore_array`).
 
-    The PSF's larger side for a method that takes the scene beyond the edges to be dark or
-    periodic, when ``boundary`` is ``"mirror"``: a zero boundary's artefacts on a frame with a
-    sky, and a periodic one's at the wrap, reach about a PSF's width inwards. 0 otherwise.
+    The PSF's larger side (at most the image's larger side, ``shape``) for a method that takes
+    the scene beyond the edges to be dark or periodic, when ``boundary`` is ``"mirror"``: a zero
+    boundary's artefacts on a frame with a sky, and a periodic one's at the wrap, reach about a
+    PSF's width inwards. 0 otherwise.
     """
     if boundary not in BOUNDARIES:
         raise InputError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
-    return max(np.shape(kernel)) if boundary == "mirror" and found.boundary != "mirror" else 0
+    if boundary != "mirror" or found.boundary == "mirror":
+        return 0
+    return min(max(np.shape(kernel)), max(shape)) if shape is not None else max(np.shape(kernel))
 
 
 #: What :func:`restore_array` takes the scene beyond an image's edges to be: mirrored, or each method's own.
@@ -445,8 +449,9 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
         extensions["DQ"] = (frame.quality.astype(np.int32), {})
     shown = _shown(params)
     provenance = {"method": found.name, "psf": spec, "params": shown, "ADSELECT": select}
-    if mirror_width(found, kernel):
-        provenance["ADEDGES"] = f"mirrored by {mirror_width(found, kernel)} px (method's boundary: {found.boundary})"
+    edges = mirror_width(found, kernel, shape=image.shape)
+    if edges:
+        provenance["ADEDGES"] = f"mirrored by {edges} px (method's boundary: {found.boundary})"
     io.write_image(output, estimate * scale, header, provenance, overwrite=overwrite,
                    extensions=extensions, primary_header=frame.primary_header)
     return Restoration(output, found.name, shown, "in memory", seconds, notes)
