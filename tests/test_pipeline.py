@@ -87,3 +87,14 @@ def test_bad_pixels_stay_bad_after_the_mirror():
     restored, _ = restore_array(y, h, "rl", {"num_iter": 10}, select="none")
     assert restored.shape == y.shape and np.isnan(restored[3, 4]) and np.isnan(restored[40, 41])
     assert np.isfinite(np.delete(restored.ravel(), [3 * 73 + 4, 40 * 73 + 41])).all()
+
+
+def test_the_gain_a_noise_map_implies():
+    from astrodeconv.noise import gain_from_noise_map
+
+    rng = np.random.default_rng(6)
+    image = 200.0 + rng.exponential(300.0, (150, 150))
+    err = np.sqrt(9.0 + (image - 200.0) / 1.7) * rng.uniform(0.97, 1.03, image.shape)  # a little scatter
+    assert gain_from_noise_map(image, err, background=200.0) == pytest.approx(1.7, rel=0.05)
+    assert gain_from_noise_map(image, np.full(image.shape, 3.0)) is None  # the sky's noise alone: no gain
+    assert gain_from_noise_map(np.full((20, 20), 200.0), np.full((20, 20), 3.0)) is None  # nothing bright to fit
