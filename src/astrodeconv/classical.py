@@ -580,18 +580,25 @@ def wiener_noise_gain(shape: tuple[int, int], psf: np.ndarray, balances: Any) ->
     >>> bool(g[0] > 1.0 > g[1])
     True
     """
-    gain = _wiener_gain_function(shape, validate(psf))
+    gain, _ = _wiener_curves(shape, validate(psf))
     return np.array([gain(b) for b in np.atleast_1d(np.asarray(balances, dtype=np.float64))])
 
 
-def _wiener_gain_function(shape: tuple[int, int], psf: np.ndarray) -> Callable[[float], float]:
-    """``balance -> wiener_noise_gain`` (the PSF already checked), with the transfer functions computed once."""
+def _wiener_curves(shape: tuple[int, int], psf: np.ndarray) -> tuple[Callable[[float], float], Callable[[float], float]]:
+    """``balance -> noise gain`` (:func:`wiener_noise_gain`) and ``balance -> peak of a point restored``.
+
+    The peak is ``mean(|T|^2 / (|T|^2 + b |L|^2))``, the restored point's transfer averaged over
+    the frequencies. The PSF is already checked; the transfer functions are computed once.
+    """
     power, reg2, weight = _spectra(shape, psf)
 
     def gain(balance: float) -> float:
         return float(np.sqrt(np.sum(weight * power / (power + balance * reg2) ** 2)))
 
-    return gain
+    def peak(balance: float) -> float:
+        return float(np.sum(weight * power / (power + balance * reg2)))
+
+    return gain, peak
 
 
 def _spectra(shape: tuple[int, int], psf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -614,15 +621,13 @@ def _least_balance(shape: tuple[int, int], psf: np.ndarray) -> float:
 
     Bisections in ``log(balance)`` over :data:`WIENER_BALANCES`' range: the noise gain
     (:func:`wiener_noise_gain`) falls as the balance grows, and so does the peak of a point
-    source restored, ``mean(|T|^2 / (|T|^2 + b |L|^2))``. Where keeping the noise down would
-    leave the restoration blurrier than the observation (a narrow PSF, whose inverse filter
-    amplifies the noise little), the balance that keeps the observation's sharpness (the PSF's
-    peak) wins: a restoration is at least as sharp as its input.
+    source restored (:func:`_wiener_curves`). Where keeping the noise down would leave the
+    restoration blurrier than the observation (a narrow PSF, whose inverse filter amplifies the
+    noise little), the balance that keeps the observation's sharpness (the PSF's peak) wins: a
+    restoration is at least as sharp as its input.
     """
-    power, reg2, weight = _spectra(shape, psf)
-    noise = lambda b: float(np.sqrt(np.sum(weight * power / (power + b * reg2) ** 2)))  # noqa: E731
-    peak = lambda b: float(np.sum(weight * power / (power + b * reg2)))  # noqa: E731
-    quiet = _log_bisect(lambda b: noise(b) <= 1.0)
+    gain, peak = _wiener_curves(shape, psf)
+    quiet = _log_bisect(lambda b: gain(b) <= 1.0)
     sharp = _log_bisect(lambda b: peak(b) < float(psf.max()))
     return min(quiet, sharp)
 
@@ -664,16 +669,19 @@ def wiener_auto(observed: np.ndarray, psf: np.ndarray, sigma: float) -> dict[str
     """
     target = WIENER_TAU * sigma**2
     residual = _wiener_residual_function(observed, psf, border=None)
-    lo, hi = np.log(_least_balance(observed.shape, psf)), np.log(WIENER_BALANCES[-1])
-    if lo > np.log(WIENER_BALANCES[0]) and target <= residual(np.exp(lo)):
-        warnings.warn(f"wiener: the discrepancy principle asks for a balance below {np.exp(lo):.3g}, whose "
-                      "restoration would be noisier than the observation; using that balance", UserWarning,
-                      stacklevel=3)
-        return {"balance": float(np.exp(lo))}
-    for edge, beyond in ((lo, target <= residual(np.exp(lo))), (hi, target >= residual(np.exp(hi)))):
-        if beyond:
-            _at_the_edge("wiener", "balance", float(np.exp(edge)))
-            return {"balance": float(np.exp(edge))}
+    least = _least_balance(observed.shape, psf)
+    if target <= residual(least):  # the principle asks for less regularisation than the search allows
+        if least > WIENER_BALANCES[0]:
+            warnings.warn(f"wiener: the discrepancy principle asks for a balance below {least:.3g}, whose "
+                          "restoration would be noisier than the observation; using that balance", UserWarning,
+                          stacklevel=3)
+        else:
+            _at_the_edge("wiener", "balance", least)
+        return {"balance": least}
+    lo, hi = np.log(least), np.log(WIENER_BALANCES[-1])
+    if target >= residual(np.exp(hi)):
+        _at_the_edge("wiener", "balance", float(np.exp(hi)))
+        return {"balance": float(np.exp(hi))}
     for _ in range(30):  # brackets log(balance) to 18.4 / 2^30
         mid = 0.5 * (lo + hi)
         if residual(np.exp(mid)) < target:
@@ -700,12 +708,15 @@ def rl_noise_gain(shape: tuple[int, int], psf: np.ndarray, iterations: Any) -> n
     >>> bool(g[0] < 1.0 < g[1])
     True
     """
-    gain = _rl_gain_function(shape, validate(psf))
+    gain, _ = _rl_curves(shape, validate(psf))
     return np.array([gain(k) for k in np.atleast_1d(np.asarray(iterations, dtype=np.float64))])
 
 
-def _rl_gain_function(shape: tuple[int, int], psf: np.ndarray) -> Callable[[float], float]:
-    """``k -> rl_noise_gain`` (the PSF already checked), with the transfer function computed once."""
+def _rl_curves(shape: tuple[int, int], psf: np.ndarray) -> tuple[Callable[[float], float], Callable[[float], float]]:
+    """``k -> noise gain`` (:func:`rl_noise_gain`) and ``k -> peak of a point restored``, ``mean(1 - (1 - |T|^2)^k)``.
+
+    The PSF is already checked; the transfer function is computed once.
+    """
     power, _, weight = _spectra(shape, psf)
     tiny = power < 1e-12  # there G_k -> k T: k^2 |T|^2
     safe = np.where(tiny, 1.0, power)
@@ -714,33 +725,37 @@ def _rl_gain_function(shape: tuple[int, int], psf: np.ndarray) -> Callable[[floa
         squared = np.where(tiny, k**2 * power, (1 - (1 - power) ** k) ** 2 / safe)
         return float(np.sqrt(np.sum(weight * squared)))
 
-    return gain
+    def peak(k: float) -> float:
+        return float(np.sum(weight * (1 - (1 - power) ** k)))
+
+    return gain, peak
 
 
 def _most_iterations(shape: tuple[int, int], psf: np.ndarray) -> int:
     """The most iterations whose restoration is no noisier than the observation, or as sharp as it if more.
 
     Up to :data:`RL_MAX_ITER`: the noise gain (:func:`rl_noise_gain`) grows with the
-    iterations, and so does the peak of a point source restored, ``mean(1 - (1 - |T|^2)^k)``.
-    Where keeping the noise down would stop before the restoration is as sharp as the
-    observation (a narrow PSF: the first iterate is the observation blurred once more), the
-    iterations that reach the PSF's peak win.
+    iterations, and so does the peak of a point source restored (:func:`_rl_curves`). Where
+    keeping the noise down would stop before the restoration is as sharp as the observation (a
+    narrow PSF: the first iterate is the observation blurred once more), the iterations that
+    reach the PSF's peak win.
     """
-    gain = _rl_gain_function(shape, psf)
-    power, _, weight = _spectra(shape, psf)
-    peak = float(psf.max())
-    sharp = next((k for k in range(1, RL_MAX_ITER + 1) if np.sum(weight * (1 - (1 - power) ** k)) >= peak),
-                 RL_MAX_ITER)
-    if gain(RL_MAX_ITER) <= 1.0:
-        return RL_MAX_ITER
-    lo, hi = 1, RL_MAX_ITER
-    while hi - lo > 1:  # the gain grows with the iterations
+    gain, peak = _rl_curves(shape, psf)
+    noisy = _first_iteration(lambda k: gain(k) > 1.0)
+    sharp = _first_iteration(lambda k: peak(k) >= float(psf.max()))
+    return min(max(noisy - 1, sharp, 1), RL_MAX_ITER)
+
+
+def _first_iteration(reached: Callable[[int], bool]) -> int:
+    """The first of ``1 .. RL_MAX_ITER`` where ``reached`` holds (it holds from some ``k`` on); ``RL_MAX_ITER + 1``: never."""
+    lo, hi = 0, RL_MAX_ITER + 1  # reached(lo) is False, reached(hi) taken as True
+    while hi - lo > 1:
         mid = (lo + hi) // 2
-        if gain(mid) <= 1.0:
-            lo = mid
-        else:
+        if reached(mid):
             hi = mid
-    return max(lo, sharp)
+        else:
+            lo = mid
+    return hi
 
 
 def rl_auto(observed: np.ndarray, psf: np.ndarray, sigma: float) -> dict[str, Any]:

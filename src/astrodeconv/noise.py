@@ -14,8 +14,7 @@ from .checks import positive_float
 from .errors import InputError
 
 __all__ = ["NoiseStatistics", "estimate_sigma", "gain_from_noise_map", "noise_statistics", "normalise_noise",
-           "photon_variance",
-           "signal_to_noise", "sky_level"]
+           "photon_variance", "signal_to_noise", "sky_level"]
 
 
 def estimate_sigma(image: np.ndarray) -> float:
@@ -196,18 +195,18 @@ def gain_from_noise_map(image: np.ndarray, noise: np.ndarray, background: float 
     good = np.isfinite(image) & np.isfinite(variance)
     if background is None:
         background = sky_level(image[good])
-    signal = image[good] - background
-    sky_noise = float(np.sqrt(np.median(variance[good])))
-    bright = signal > GAIN_FIT_SIGNAL * sky_noise
+    signal, variance = image[good] - background, variance[good]
+    bright = signal > GAIN_FIT_SIGNAL * float(np.sqrt(np.median(variance)))
     if np.count_nonzero(bright) < 100:
         return None
-    edges = np.quantile(signal[bright], np.linspace(0.0, 1.0, 11))
+    signal, variance = signal[bright], variance[bright]
+    edges = np.quantile(signal, np.linspace(0.0, 1.0, 11))
     levels, variances = [], []
     for lo, hi in zip(edges[:-1], edges[1:]):
-        inside = bright & (signal >= lo) & (signal <= hi)
+        inside = (signal >= lo) & (signal <= hi)
         if inside.any():
             levels.append(float(np.median(signal[inside])))
-            variances.append(float(np.median(variance[good][inside])))
+            variances.append(float(np.median(variance[inside])))
     if len(levels) < 3:
         return None
     slope = float(np.polyfit(levels, variances, 1)[0])

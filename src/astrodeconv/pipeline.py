@@ -199,15 +199,15 @@ def mirror_width(found: methods.Method, kernel: np.ndarray, boundary: str = "mir
     boundary's artefacts on a frame with a sky, and a periodic one's at the wrap, reach about a
     PSF's width inwards. 0 otherwise.
     """
-    if boundary not in BOUNDARIES:
-        raise InputError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
+    if boundary not in EDGES:
+        raise InputError(f"boundary must be one of {EDGES}, got {boundary!r}")
     if boundary != "mirror" or found.boundary == "mirror":
         return 0
     return min(max(np.shape(kernel)), max(shape)) if shape is not None else max(np.shape(kernel))
 
 
 #: What :func:`restore_array` takes the scene beyond an image's edges to be: mirrored, or each method's own.
-BOUNDARIES = ("mirror", "method")
+EDGES = ("mirror", "method")
 
 
 def restore_file(
