@@ -86,7 +86,11 @@ def airy_paper(size: int = 64, nr: float = 5.0) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         psf = (special.j1(r) / r) ** 2
     psf[r == 0] = 0.25  # limit of (J1(r)/r)^2 at r = 0 (only reached for odd sizes)
-    return psf / psf.sum()
+    total = float(psf.sum())
+    if not (np.isfinite(total) and total > 0):
+        raise InputError(f"airy-paper with nr={nr:g} on a {size} px grid has no light a float can hold (its FWHM "
+                         f"would be {1.6163 * (size - 1) / (np.pi * nr):.3g} px); expected nr of a few (the paper: 5)")
+    return psf / total
 
 
 def airy(fwhm: float, size: int | None = None) -> np.ndarray:
