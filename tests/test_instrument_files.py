@@ -14,6 +14,7 @@ from astrodeconv.cli import main  # noqa: E402
 from astrodeconv.experiments import instrument  # noqa: E402
 from astrodeconv.experiments.photometry import ring_depth  # noqa: E402
 from astrodeconv.psf import fwhm  # noqa: E402
+from astrodeconv.noise import estimate_sigma  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -112,13 +113,14 @@ def test_saturated_stars_keep_their_flux(tmp_path, frame):
     fits.writeto(tmp_path / "psf.fits", frame.psf)
     assert main(["deconvolve", str(obs), "-o", str(tmp_path / "out.fits"), "--psf", str(tmp_path / "psf.fits"),
                  "--method", "rl"]) == 0
-    restored = frame.electrons(fits.getdata(tmp_path / "out.fits"))
+    restored, observed = frame.electrons(fits.getdata(tmp_path / "out.fits")), frame.electrons(frame.adu)
+    noise, width = estimate_sigma(observed), fwhm(frame.psf)
     yy, xx = np.indices(restored.shape)
     for star in _saturated_stars(frame):
-        inside = np.hypot(xx - star[0], yy - star[1]) < 3 * fwhm(frame.psf)
+        inside = np.hypot(xx - star[0], yy - star[1]) < 3 * width
         assert abs(restored[inside].sum() / frame.truth[inside].sum() - 1) < 0.03
-        assert ring_depth(restored, star, fwhm(frame.psf)) <= ring_depth(frame.electrons(frame.adu), star,
-                                                                         fwhm(frame.psf)) + 0.01
+        # rings compared in the observation's noise (the restored peak is a point, the observed one clipped)
+        assert ring_depth(restored, star, width, noise) <= ring_depth(observed, star, width, noise) + 0.5
 
 
 def _params(path):

@@ -63,6 +63,11 @@ def test_ring_depth_finds_a_dark_ring():
     star = np.exp(-0.5 * (r / 2.0) ** 2) - 0.1 * np.exp(-0.5 * ((r - 8) / 1.5) ** 2)
     assert photometry.ring_depth(star, np.array([50.0, 50.0]), fwhm=4.7) == pytest.approx(0.1, rel=0.15)
     assert photometry.ring_depth(np.exp(-0.5 * (r / 2.0) ** 2), np.array([50.0, 50.0]), fwhm=4.7) == 0
+    # in noise units the ring is the same whatever the peak: a saturated star's clipped one or its restored point
+    clipped, point = np.minimum(star, 0.2), star + 100.0 * (r == 0)
+    depths = [photometry.ring_depth(image, np.array([50.0, 50.0]), fwhm=4.7, noise=0.01) for image in (clipped, point)]
+    assert depths == pytest.approx([10.0, 10.0], rel=0.15)
+    assert photometry.ring_depth(point, np.array([50.0, 50.0]), fwhm=4.7) < 0.002  # which a fraction of the peak hides
 
 
 def test_the_quick_protocol_runs_every_method_and_says_which_refuse(tmp_path, shared_dir):

@@ -76,15 +76,17 @@ def spurious(found: np.ndarray, sources: np.ndarray, fwhm: float) -> np.ndarray:
     return found[distance.min(axis=1) > max(MATCH_RADIUS, fwhm)]
 
 
-def ring_depth(image: np.ndarray, star: np.ndarray, fwhm: float) -> float:
+def ring_depth(image: np.ndarray, star: np.ndarray, fwhm: float, noise: float | None = None) -> float:
     """Depth of the darkest ring around ``star`` (x, y), as a fraction of its peak (0: no dark ring).
 
-    The azimuthal mean between 1 and 6 FWHM, minus the mean of the annulus 8-10 FWHM (the
-    local background), at its lowest, relative to the star's central pixel.
+    The azimuthal mean between 1 and 6 FWHM, minus the median of the annulus 8-10 FWHM (the
+    local background), at its lowest, relative to the star's central pixel; with ``noise``
+    (image units), in units of it instead. A saturated star's observed peak is clipped and its
+    restored one a point: only the second compares their rings.
     """
     yy, xx = np.indices(image.shape)
     r = np.hypot(xx - star[0], yy - star[1])
-    peak = float(image[int(round(star[1])), int(round(star[0]))])
+    peak = float(image[int(round(star[1])), int(round(star[0]))]) if noise is None else float(noise)
     background = image[(r > 8 * fwhm) & (r < 10 * fwhm)]
     if not peak > 0 or background.size == 0:
         return float("nan")
@@ -184,7 +186,7 @@ def score(restored: np.ndarray, frame: Any, observed_noise: float, fwhm: float, 
         "spurious_per_1000": 1000.0 * len(false) / max(len(sources), 1),
         "spurious_near_saturated": float(np.sum(near_saturated)) if saturated.size else float("nan"),
         "ring_depth": float(np.nanmedian([ring_depth(restored, s, fwhm) for s in bright])) if len(bright) else float("nan"),
-        "ring_depth_saturated": float(np.nanmedian([ring_depth(restored, s, fwhm) for s in saturated]))
+        "ring_saturated_sigma": float(np.nanmax([ring_depth(restored, s, fwhm, observed_noise) for s in saturated]))
         if len(saturated) else float("nan"),
         "background_rms_ratio": background_rms(restored, quiet) / background_rms(observed_e, quiet),
         "background_tail": background_tail(restored, quiet),

@@ -28,7 +28,7 @@ from .protocols import RealisticProtocol, check_kind
 
 STEM = "realistic"
 METRICS = ("psnr_db", "ssim", "psnr_no_stars_db", "flux_ratio", "aperture_2fwhm", "aperture_4fwhm", "centroid_px", "spurious_per_1000",
-           "spurious_near_saturated", "ring_depth", "ring_depth_saturated", "background_rms_ratio", "background_tail")
+           "spurious_near_saturated", "ring_depth", "ring_saturated_sigma", "background_rms_ratio", "background_tail")
 FIELDS = ("scene", "psf", "psf_given", "method", "status", *METRICS, "time_s")
 OBSERVED, SKIMAGE_RL = "observed", "skimage-rl-30"
 
@@ -152,7 +152,7 @@ def render_table(rows: list[dict[str, Any]], protocol: RealisticProtocol) -> str
     methods = list(dict.fromkeys(r["method"] for r in rows))
     exact = [r for r in rows if r["psf_given"] == protocol.psf_cases[0]]
     titles = ("frames", "PSNR (dB)", "SSIM", "PSNR without stars (dB)", "flux ratio", "aperture 2 FWHM", "aperture 4 FWHM", "centroid (px)",
-              "false / 1000", "false near saturated", "ring depth", "ring depth (saturated)", "background rms ratio",
+              "false / 1000", "false near saturated", "ring depth", "ring around saturated (noise)", "background rms ratio",
               "background beyond 5 sigma")
     lines = [f"PSF given: {protocol.psf_cases[0]}; mean over the frames each method restored ({len(protocol.scenes)} "
              f"scenes x {len(protocol.psfs)} PSFs; `frames`: restored / refused).", "",
@@ -168,7 +168,7 @@ def render_table(rows: list[dict[str, Any]], protocol: RealisticProtocol) -> str
             value = _mean(mine, metric)
             percent = metric.startswith("aperture")
             cells.append(f"{100 * value:+.1f} %" if percent else f"{value:.1e}" if metric == "background_tail" else
-                         f"{value:.3f}" if metric in ("ssim", "flux_ratio", "ring_depth", "ring_depth_saturated",
+                         f"{value:.3f}" if metric in ("ssim", "flux_ratio", "ring_depth",
                                                       "background_rms_ratio") else f"{value:.2f}")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     for metric, what in (("psnr_db", "PSNR"), ("psnr_no_stars_db", "PSNR without stars")):
