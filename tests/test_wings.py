@@ -107,3 +107,47 @@ def test_deconvolve_measures_the_wings_and_says_so(tmp_path, capsys):
                  str(tmp_path / "psf.fits"), "--sigma", str(NOISE), "--keep-psf"]) == 0
     with fits.open(tmp_path / "kept.fits") as hdul:
         assert "PSF" not in hdul and "wings" not in hdul[0].header["ADPSF"]
+
+
+def _without(image: np.ndarray, faint: list[FittedStar], psf: np.ndarray) -> np.ndarray:
+    """``image`` less the sky and the light of ``faint``."""
+    return image - SKY - star_image(image.shape, faint, psf)
+
+
+def test_a_saturated_star_fitted_with_a_wrong_width_keeps_its_light_and_leaves_no_ring():
+    from astrodeconv.masks import subtract_saturated
+    from astrodeconv.psf import dilate
+
+    true = _halo_psf()
+    image, stars = _frame(1, true, seed=6)
+    star, faint = stars[0], stars[1:]
+    saturated = image >= LEVEL
+    given = dilate(true, 1.15)  # 15 % too wide
+    rest, (fitted,), _ = subtract_saturated(image, saturated, given, NOISE, gain=1e12)
+    yy, xx = np.indices(image.shape)
+    r = np.hypot(yy - star.y, xx - star.x)
+    stamp_only = _without(image, faint, true) - star_image(image.shape, [fitted], given)
+    shells = [(r >= a) & (r < a + 1) & ~saturated for a in range(5, 30)]
+    # the model alone leaves rings far above the noise; what is taken out with it leaves none
+    assert max(abs(np.mean(stamp_only[shell] - fitted.background + SKY)) for shell in shells) > 10 * NOISE
+    left = _without(rest, faint, true)
+    assert max(abs(np.mean(left[shell])) for shell in shells) < 2 * NOISE
+    # that light is the star's (the light in its clipped core is the wrong PSF's guess either way)
+    assert fitted.core > 0.1 * fitted.flux and abs(fitted.flux + fitted.core - star.flux) < abs(fitted.flux - star.flux)
+
+
+def test_two_saturated_stars_side_by_side_do_not_take_the_same_light_twice():
+    from astrodeconv.masks import subtract_saturated
+    from astrodeconv.psf import dilate
+
+    true = _halo_psf()
+    rng = np.random.default_rng(7)
+    pair = [FittedStar(100.2, 95.6, 3e6, 0.0, 0), FittedStar(101.7, 107.3, 2.5e6, 0.0, 0)]  # 12 px apart
+    image = np.minimum(SKY + star_image((200, 200), pair, true) + rng.normal(0, NOISE, (200, 200)), LEVEL)
+    saturated = image >= LEVEL
+    rest, fitted, _ = subtract_saturated(image, saturated, dilate(true, 1.15), NOISE, gain=1e12)
+    assert len(fitted) == 2
+    yy, xx = np.indices(image.shape)
+    around = (np.hypot(yy - 101, xx - 101.5) < 30) & ~saturated
+    assert np.mean(rest[around]) > SKY - NOISE  # no hole where both stars' light meets (taken twice: -45 sigma)
+    assert sum(star.flux + star.core for star in fitted) < 1.02 * sum(star.flux for star in pair)

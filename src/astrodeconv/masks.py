@@ -133,7 +133,9 @@ def saturated_pixels(image: np.ndarray, level: float | None) -> np.ndarray:
 class FittedStar(NamedTuple):
     """A star fitted with the PSF (saturated, on its wings; or bright, :mod:`astrodeconv.points`).
 
-    Centre (pixels), flux and local background (image units).
+    Centre (pixels), flux and local background (image units; for a saturated star taken out,
+    the sky just beyond its light); ``core``: the light about a saturated core that its PSF
+    model leaves (:func:`subtract_saturated`), which is the star's too.
     """
 
     y: float
@@ -141,6 +143,7 @@ class FittedStar(NamedTuple):
     flux: float
     background: float
     region: int  # label of its (grown) saturated region in :func:`fit_saturated`'s labelling; 0: none
+    core: float = 0.0
 
 
 def _half_width(psf: np.ndarray) -> int:
@@ -219,7 +222,7 @@ def star_image(shape: tuple[int, int], stars: Sequence[FittedStar], psf: np.ndar
 
 
 def point_image(shape: tuple[int, int], stars: Sequence[FittedStar]) -> np.ndarray:
-    """The stars restored: each one's flux shared bilinearly by the four pixels around its centre."""
+    """The stars restored: each one's flux (its ``core`` light included) shared bilinearly by the four pixels around its centre."""
     out = np.zeros(shape)
     for star in stars:
         iy, ix = int(np.floor(star.y)), int(np.floor(star.x))
@@ -227,13 +230,13 @@ def point_image(shape: tuple[int, int], stars: Sequence[FittedStar]) -> np.ndarr
         for dy, dx, weight in ((0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx), (1, 0, fy * (1 - fx)),
                                (1, 1, fy * fx)):
             if 0 <= iy + dy < shape[0] and 0 <= ix + dx < shape[1]:
-                out[iy + dy, ix + dx] += star.flux * weight
+                out[iy + dy, ix + dx] += (star.flux + star.core) * weight
     return out
 
 
 def subtract_saturated(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray, sigma: float,
                        gain: float | None = None, bad: np.ndarray | None = None
-                       ) -> tuple[np.ndarray, list[FittedStar]]:
+                       ) -> tuple[np.ndarray, list[FittedStar], np.ndarray]:
     """``image`` without its saturated stars (:func:`fit_saturated`), and the stars.
 
     What is left is the image without the fitted light ``L`` of each star (:func:`star_image`),
@@ -241,8 +244,10 @@ def subtract_saturated(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray
     ``b``: ``b + (r - b) * sigma^2 / (sigma^2 + L / gain)`` (``r`` the image without the star,
     ``sigma`` the sky's noise): the inverse-variance weight of a pixel whose variance is
     ``sigma^2 + L / gain``. Restored as it is, that noise, hundreds of times the sky's, would
-    come out as false sources around each star. In a saturated core it is ``b``. Restore what
-    is left, then add :func:`point_image`.
+    come out as false sources around each star. In a saturated core it is ``b``. The light
+    about the core that the model leaves (a PSF that is not the star's) is taken out with the
+    star and added to its point (:func:`_core_light`; ``b`` is then the sky measured beyond it).
+    Restore what is left, then add :func:`point_image`.
 
     A clipped star is not a star: restored as it is, its flat top rings. A star cut by the
     image's edge is centred on its visible part, too poorly for it to be taken out: its core
@@ -268,7 +273,9 @@ def subtract_saturated(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray
     -------
     rest : ndarray, shape (H, W), float64 (a copy)
     stars : list of FittedStar
-        The stars taken out.
+        The stars taken out (``core``: the light about each one's core that its model left).
+    unmodelled : ndarray, shape (H, W)
+        That light, taken out with them (:func:`_core_light`).
 
     Examples
     --------
@@ -276,19 +283,136 @@ def subtract_saturated(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray
     >>> h = np.exp(-((yy - 20) ** 2 + (xx - 20) ** 2) / 8.0); h /= h.sum()
     >>> star = 5000 * np.roll(h, (1, -2), axis=(0, 1)) + 10
     >>> clipped = np.minimum(star, 100.0)
-    >>> rest, (fitted,) = subtract_saturated(clipped, clipped >= 100, h, sigma=1.0, gain=1e9)
+    >>> rest, (fitted,), _ = subtract_saturated(clipped, clipped >= 100, h, sigma=1.0, gain=1e9)
     >>> round(fitted.flux), round(fitted.y, 3), round(fitted.x, 3), bool(np.allclose(rest, 10.0))
     (5000, 21.0, 18.0, True)
     """
     filled = np.array(image, dtype=np.float64)
     if not saturated.any():
-        return filled, []
+        return filled, [], np.zeros(filled.shape)
     stars, labels = fit_saturated(filled, saturated, psf, bad)
     filled = _fill_cores(filled, saturated, psf, stars, labels)
     # a star cut by the image's edge is centred on its visible part: its fit is poor, so it is filled, not taken out
     edges = set(np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))) - {0}
     inside = [star for star in stars if star.region not in edges]
-    return take_out(filled, inside, psf, sigma, gain, saturated | ~np.isfinite(filled)), inside
+    invalid = saturated | ~np.isfinite(filled) | (False if bad is None else np.asarray(bad, dtype=bool))
+    unmodelled, inside = _core_light(filled - star_image(filled.shape, stars, psf), inside, labels, psf, sigma, invalid)
+    return take_out(filled - unmodelled, inside, psf, sigma, gain, invalid), inside, unmodelled
+
+
+#: Width of the ring beyond a saturated star's light whose median is its sky, px.
+RING = 2
+
+
+def _core_light(residual: np.ndarray, stars: Sequence[FittedStar], labels: np.ndarray, psf: np.ndarray,
+                sigma: float, invalid: np.ndarray) -> tuple[np.ndarray, list[FittedStar]]:
+    """The light about each saturated core that its model leaves, and the stars with it added (``core``).
+
+    A PSF that is not the star's (an estimate, a stand-in, a wrong width) fitted to the
+    wings 1 to ``1 + 2 h`` px beyond a saturated core leaves a residual tens of sigma deep or
+    high there and beyond, which, restored or left as observed, is a ring about the star; a
+    stamp estimated from faint stars also carries their noise, times the saturated star's
+    flux. What a star's model leaves about its core is its own light. Over the pixels nearer
+    this star's core than any other's (valid ones), in shells of 1 px of distance from it:
+
+    - the sky is the median of the residual in the :data:`RING` px beyond the last shell where
+      the model's median exceeds ``sigma`` (the star's light); it replaces the background
+      fitted with the flux, which a wrong PSF biases;
+    - within the wings the flux was fitted to, all of the residual above the sky is the star's;
+    - beyond, out to the stamp's side: where the shell's own median fits the shell better than
+      the model does (a smaller robust spread), it replaces the model there; else, up to the
+      star's light's end and while the shells are not quiet (two in a row below 3 times their
+      noise end it), the light the shell's four quadrants share (:func:`_shell_light`): a PSF's
+      error is the same all around a star, the scene about it is not.
+
+    Nothing is moved for a star whose flux it would make non-positive.
+
+    Parameters
+    ----------
+    residual : ndarray, shape (H, W)
+        The image less the fitted light of every saturated star.
+    stars : list of FittedStar
+        The stars to measure (``region`` their label in ``labels``).
+    labels : ndarray of int, shape (H, W)
+    psf : ndarray, shape (h, w)
+    sigma : float
+        The sky's noise, image units.
+    invalid : ndarray of bool, shape (H, W)
+
+    Returns
+    -------
+    light : ndarray, shape (H, W)
+        The unmodelled light, to take out with the stars (0 elsewhere).
+    stars : list of FittedStar
+        ``stars``, each with that light's sum as ``core`` and its sky as ``background``.
+    """
+    from scipy import ndimage
+
+    reach = 1 + 2 * _half_width(psf)
+    extent = max(reach + 2 * RING, max(psf.shape))
+    boxes = ndimage.find_objects(labels)
+    nearest = labels[tuple(ndimage.distance_transform_edt(labels == 0, return_distances=False, return_indices=True))]
+    unmodelled, out = np.zeros(residual.shape), []
+    for star in stars:
+        rows, cols = (slice(max(0, b.start - extent - 1), b.stop + extent + 1) for b in boxes[star.region - 1])
+        distance = ndimage.distance_transform_edt(labels[rows, cols] != star.region)
+        valid = ~invalid[rows, cols] & (labels[rows, cols] != star.region) & (nearest[rows, cols] == star.region)
+        left, own = residual[rows, cols], _window_light(star, psf, residual.shape, rows, cols)
+        shells = [valid & (distance > d) & (distance <= d + 1) for d in range(extent)]
+        bright = [d for d in range(reach, extent - RING) if shells[d].any() and np.median(own[shells[d]]) >= sigma]
+        stop = bright[-1] + 1 if bright else reach
+        far = valid & (distance > stop) & (distance <= stop + RING)
+        level = float(np.median(left[far])) if np.count_nonzero(far) >= 8 else star.background
+        mine = np.zeros(left.shape)
+        near = valid & (distance <= reach)
+        mine[near] = left[near] - level
+        yy, xx = np.indices(left.shape)
+        quadrant = 2 * (yy + rows.start >= star.y) + (xx + cols.start >= star.x)
+        quiet = 0
+        for d in range(reach, extent - RING):
+            shell = shells[d]
+            if np.count_nonzero(shell) < 8:
+                break
+            light = left[shell] + own[shell] - level
+            kept, replaced = _shell_light(light - own[shell], quadrant[shell]), _shell_light(light, quadrant[shell])
+            if replaced[1] < kept[1]:  # the model fits worse than the star's own median all around it
+                mine[shell] = float(np.median(light)) - own[shell]
+            elif d >= stop or quiet == 2:  # beyond the star's light and its model's errors: the scene's
+                break
+            else:
+                quiet = quiet + 1 if abs(kept[0]) <= 3 * kept[2] else 0
+                mine[shell] = 0.0 if quiet else kept[0]
+        if star.flux + mine.sum() <= 0:
+            out.append(star)
+            continue
+        unmodelled[rows, cols] += mine
+        out.append(star._replace(core=float(mine.sum()), background=level))
+    return unmodelled, out
+
+
+def _window_light(star: FittedStar, psf: np.ndarray, shape: tuple[int, int], rows: slice, cols: slice) -> np.ndarray:
+    """The star's fitted light (``flux * psf`` on it) over the frame's window ``rows, cols``."""
+    (r, c), values = _shifted_psf(psf, star.y, star.x, shape)
+    out = np.zeros((min(rows.stop, shape[0]) - rows.start, min(cols.stop, shape[1]) - cols.start))
+    r0, r1 = max(r.start, rows.start), min(r.stop, rows.start + out.shape[0])
+    c0, c1 = max(c.start, cols.start), min(c.stop, cols.start + out.shape[1])
+    if r0 < r1 and c0 < c1:
+        out[r0 - rows.start : r1 - rows.start, c0 - cols.start : c1 - cols.start] = star.flux * values[
+            r0 - r.start : r1 - r.start, c0 - c.start : c1 - c.start]
+    return out
+
+
+def _shell_light(values: np.ndarray, quadrant: np.ndarray) -> tuple[float, float, float]:
+    """The light a shell's four quadrants share, the values' robust spread, and the shared light's noise.
+
+    The shared light is the median of the quadrants' medians when all four have the same
+    sign (else 0); the spread is 1.4826 MAD of ``values`` about their median; the noise, that
+    of one quadrant's median (a quarter of the values).
+    """
+    medians = [np.median(values[quadrant == k]) for k in range(4) if np.any(quadrant == k)]
+    shared = float(np.median(medians)) if len(medians) == 4 and (min(medians) > 0 or max(medians) < 0) else 0.0
+    spread = 1.4826 * float(np.median(np.abs(values - np.median(values))))
+    return shared, spread, 1.2533 * spread / np.sqrt(values.size / 4)
 
 
 def take_out(image: np.ndarray, stars: Sequence[FittedStar], psf: np.ndarray, sigma: float,

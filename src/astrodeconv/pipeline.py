@@ -415,7 +415,7 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
     # and put back restored, as a point of the fitted flux, after the rest of the image is.
     if found.admits is not None:  # on the image as observed, not on what is left once its stars are out
         found.admits(params, y_filled, sigma)
-    rest, stars = subtract_saturated(y, saturated, kernel, sigma, gain, bad=~np.isfinite(y))
+    rest, stars, unmodelled = subtract_saturated(y, saturated, kernel, sigma, gain, bad=~np.isfinite(y))
     bright = fit_points(rest, kernel, sigma, invalid=saturated, notes=notes) if point_sources else []
     rest = take_out(rest, bright, kernel, sigma, gain, saturated | ~np.isfinite(y))
     points = point_image(y.shape, [*stars, *bright])
@@ -424,7 +424,7 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
                                      fit_sigma=fit_sigma, gain=gain, truth=None if clean is None else clean - points,
                                      check=False)
     # where a star's model errs by more than the noise, its residual is left as observed, not restored
-    trust, errors = model_trust(y, [*stars, *bright], kernel, sigma, gain, saturated)
+    trust, errors = model_trust(y - unmodelled, [*stars, *bright], kernel, sigma, gain, saturated)
     estimate = trust * estimate + (1 - trust) * rest + points
     seconds = time.perf_counter() - start
     if np.any(trust < 0.5):
