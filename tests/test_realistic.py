@@ -57,6 +57,23 @@ def test_the_background_tail_is_that_of_gaussian_noise_smoothed_or_not():
     assert photometry.background_tail(peaks, quiet) == pytest.approx(200 / noise.size, rel=0.1)
 
 
+def test_a_wider_psf_reach_gives_the_stars_light_beyond_the_stamp_and_the_same_stamp():
+    from astrodeconv.errors import InputError
+
+    cut = instrument.frame("stars", "space", n=160, seed=3)
+    whole = instrument.frame("stars", "space", n=160, seed=3, psf_reach=127)
+    assert np.allclose(cut.psf, whole.psf)  # the PSF given is its central 63 px either way
+    d = cut.detector
+    star = cut.sources[np.argmax(cut.sources[:, 2])]
+    yy, xx = np.indices(cut.adu.shape)
+    r = np.hypot(xx - star[0], yy - star[1])
+    ring = (r > 40) & (r < 60)  # beyond the stamp's 31 px (and its corners' 44), within the 127 px PSF
+    light = [np.median(f.electrons(f.adu)[ring]) for f in (cut, whole)]
+    assert light[1] - light[0] > 10.0  # e- per px: the brightest star's wings beyond the stamp
+    with pytest.raises(InputError, match="psf_reach"):
+        instrument.frame("stars", "space", n=64, psf_reach=64)
+
+
 def test_ring_depth_finds_a_dark_ring():
     yy, xx = np.indices((101, 101))
     r = np.hypot(yy - 50, xx - 50)

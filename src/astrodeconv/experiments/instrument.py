@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import InputError
 
-#: Side of the drawn PSF, pixels (odd, centred).
+#: Side of the PSF a frame comes with (``Frame.psf``), pixels (odd, centred).
 PSF_SIDE = 63
 SCENES = ("stars", "galaxies", "deep", "sky")
 PSFS = ("ground", "space")
@@ -46,7 +46,8 @@ class Frame:
     truth : ndarray, shape (n, n), float64
         The scene without the PSF, electrons per pixel, no sky.
     psf : ndarray, shape (PSF_SIDE, PSF_SIDE)
-        The true PSF, unit sum.
+        The true PSF's central ``PSF_SIDE`` px, unit sum (the scene is blurred with it drawn on
+        ``psf_reach`` px, :func:`frame`).
     wide_psf : ndarray
         The true PSF widened by 15 % (a PSF estimate with the wrong width).
     sources : ndarray, shape (N, 4)
@@ -106,20 +107,29 @@ def _galaxy(galsim, rng: np.random.Generator, pixel: float, flux: float):
 
 
 def frame(scene: str, psf_kind: str, n: int = 256, seed: int = 0, detector: Detector = Detector(),
-          sky_image: np.ndarray | None = None) -> Frame:
+          sky_image: np.ndarray | None = None, psf_reach: int = PSF_SIDE) -> Frame:
     """Simulate one frame of ``scene`` (one of :data:`SCENES`) seen with the ``psf_kind`` PSF.
 
     ``sky_image`` (normalised to a maximum of 1, at least ``n`` px per side) is the extended
-    emission of the ``sky`` scene, scaled to a peak of 30,000 e-.
+    emission of the ``sky`` scene, scaled to a peak of 30,000 e-. The scene is blurred with the
+    PSF drawn on ``psf_reach`` px (odd, at least :data:`PSF_SIDE`), unit sum; the frame comes
+    with its central :data:`PSF_SIDE` px. At :data:`PSF_SIDE` that is the whole truth, and the
+    brightest stars end in a square edge; wider, their light goes on as far as it does (the
+    space-like PSF holds 7 % of its light beyond 31 px), as a PSF model given with a frame never
+    does.
     """
+    if psf_reach < PSF_SIDE or psf_reach % 2 == 0:
+        raise InputError(f"psf_reach must be odd and at least {PSF_SIDE} px, got {psf_reach}")
     galsim = _galsim()
     if scene not in SCENES:
         raise InputError(f"scene must be one of {SCENES}, got {scene!r}")
     rng = np.random.default_rng(seed)
     profile, pixel = psf_profile(psf_kind)
-    kernel = profile.drawImage(nx=PSF_SIDE, ny=PSF_SIDE, scale=pixel).array.astype(np.float64)
+    light = profile.drawImage(nx=psf_reach, ny=psf_reach, scale=pixel).array.astype(np.float64)
+    centre, half = psf_reach // 2, PSF_SIDE // 2
+    kernel = light[centre - half : centre + half + 1, centre - half : centre + half + 1]  # the PSF as given
     wide = profile.dilate(1.15).drawImage(nx=PSF_SIDE, ny=PSF_SIDE, scale=pixel).array.astype(np.float64)
-    psf = galsim.InterpolatedImage(galsim.ImageD(kernel, scale=pixel))  # pixel response included: drawn once
+    psf = galsim.InterpolatedImage(galsim.ImageD(light, scale=pixel))  # pixel response included: drawn once
     observed, truth, extended = (galsim.ImageD(n, n, scale=pixel) for _ in range(3))
     counts = {"stars": (60, 6), "galaxies": (15, 40), "deep": (6, 80), "sky": (25, 0)}[scene]
     sources = []
@@ -142,8 +152,8 @@ def frame(scene: str, psf_kind: str, n: int = 256, seed: int = 0, detector: Dete
         extended.array[:] += 30000.0 * np.asarray(sky_image[r0 : r0 + n, c0 : c0 + n], dtype=np.float64)
     from scipy.signal import fftconvolve
 
-    pad = PSF_SIDE // 2  # the light beyond the frame's edge: its mirror image
-    blurred = fftconvolve(np.pad(extended.array, pad, mode="reflect"), kernel / kernel.sum(), mode="same")
+    pad = psf_reach // 2  # the light beyond the frame's edge: its mirror image
+    blurred = fftconvolve(np.pad(extended.array, pad, mode="reflect"), light / light.sum(), mode="same")
     observed.array[:] += blurred[pad:-pad, pad:-pad]
     truth.array[:] += extended.array
     electrons = rng.poisson(np.clip(observed.array + detector.sky, 0, None)).astype(np.float64)

@@ -234,6 +234,9 @@ class RealisticProtocol:
         Pixels per side left out of PSNR, SSIM and the flux ratio.
     detector : dict
         :class:`astrodeconv.experiments.instrument.Detector` fields (sky, gain, read_noise, bias, saturate).
+    psf_reach : int
+        Side of the PSF the scenes are blurred with, pixels (the frames come with its central
+        63 px: :func:`astrodeconv.experiments.instrument.frame`).
     quick : dict
         Field values of the reduced version.
     """
@@ -251,10 +254,14 @@ class RealisticProtocol:
     seed: int
     border: int
     detector: dict[str, Any] = field(default_factory=dict)
+    psf_reach: int = 63
     quick: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_types(self)
+        if self.psf_reach < 63 or self.psf_reach % 2 == 0 or self.psf_reach > 1023:
+            raise InputError(f"realistic protocol {self.name!r} has psf_reach {self.psf_reach}; expected an odd "
+                             "number of pixels from 63 to 1023")
         allowed = {"scenes": ("stars", "galaxies", "deep", "sky"), "psfs": ("ground", "space"),
                    "psf_cases": ("exact", "stars", "moffat", "wide")}
         for key, choices in allowed.items():

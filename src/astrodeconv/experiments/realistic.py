@@ -94,7 +94,7 @@ def run(protocol: RealisticProtocol, data_dir: Path, methods: list[str] | None =
         folder = Path(tmp)
         for k, (scene, kind) in enumerate(cells):
             frame = instrument.frame(scene, kind, n=protocol.size, seed=protocol.seed + k, detector=detector,
-                                     sky_image=sky)
+                                     sky_image=sky, psf_reach=protocol.psf_reach)
             obs = _write_fits(folder / "obs.fits", frame.adu, frame.header_cards())
             given, failed = _given_psfs(frame, folder)
             width = measure_fwhm(frame.psf)
@@ -237,7 +237,8 @@ def montage(protocol: RealisticProtocol, path: Path, size: int = 128) -> Path:
 
         sky = load_sky(protocol.images[0], (shared_dir() or Path(".")) / "data" / "sky")
     frame = instrument.frame(protocol.scenes[0], protocol.psfs[0], n=protocol.size, seed=protocol.seed,
-                             detector=instrument.Detector(**protocol.detector), sky_image=sky)
+                             detector=instrument.Detector(**protocol.detector), sky_image=sky,
+                             psf_reach=protocol.psf_reach)
     panels = {"truth (PSF-free)": frame.truth, "observed": frame.electrons(frame.adu)}
     with tempfile.TemporaryDirectory() as tmp:
         obs = _write_fits(Path(tmp) / "obs.fits", frame.adu, frame.header_cards())
