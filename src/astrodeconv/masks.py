@@ -357,7 +357,9 @@ def _core_light(residual: np.ndarray, stars: Sequence[FittedStar], labels: np.nd
         rows, cols = (slice(max(0, b.start - extent - 1), b.stop + extent + 1) for b in boxes[star.region - 1])
         distance = ndimage.distance_transform_edt(labels[rows, cols] != star.region)
         valid = ~invalid[rows, cols] & (labels[rows, cols] != star.region) & (nearest[rows, cols] == star.region)
-        left, own = residual[rows, cols], _window_light(star, psf, residual.shape, rows, cols)
+        left = residual[rows, cols]
+        # the star's fitted light over the window: the star placed in the window's own coordinates
+        own = star_image(left.shape, [star._replace(y=star.y - rows.start, x=star.x - cols.start)], psf)
         shells = [valid & (distance > d) & (distance <= d + 1) for d in range(extent)]
         bright = [d for d in range(reach, extent - RING) if shells[d].any() and np.median(own[shells[d]]) >= sigma]
         stop = bright[-1] + 1 if bright else reach
@@ -388,18 +390,6 @@ def _core_light(residual: np.ndarray, stars: Sequence[FittedStar], labels: np.nd
         unmodelled[rows, cols] += mine
         out.append(star._replace(core=float(mine.sum()), background=level))
     return unmodelled, out
-
-
-def _window_light(star: FittedStar, psf: np.ndarray, shape: tuple[int, int], rows: slice, cols: slice) -> np.ndarray:
-    """The star's fitted light (``flux * psf`` on it) over the frame's window ``rows, cols``."""
-    (r, c), values = _shifted_psf(psf, star.y, star.x, shape)
-    out = np.zeros((min(rows.stop, shape[0]) - rows.start, min(cols.stop, shape[1]) - cols.start))
-    r0, r1 = max(r.start, rows.start), min(r.stop, rows.start + out.shape[0])
-    c0, c1 = max(c.start, cols.start), min(c.stop, cols.start + out.shape[1])
-    if r0 < r1 and c0 < c1:
-        out[r0 - rows.start : r1 - rows.start, c0 - cols.start : c1 - cols.start] = star.flux * values[
-            r0 - r.start : r1 - r.start, c0 - c.start : c1 - c.start]
-    return out
 
 
 def _shell_light(values: np.ndarray, quadrant: np.ndarray) -> tuple[float, float, float]:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import InputError
+from .instrument import PSF_SIDE
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -254,14 +255,14 @@ class RealisticProtocol:
     seed: int
     border: int
     detector: dict[str, Any] = field(default_factory=dict)
-    psf_reach: int = 63
+    psf_reach: int = PSF_SIDE
     quick: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_types(self)
-        if self.psf_reach < 63 or self.psf_reach % 2 == 0 or self.psf_reach > 1023:
+        if self.psf_reach < PSF_SIDE or self.psf_reach % 2 == 0 or self.psf_reach > 1023:
             raise InputError(f"realistic protocol {self.name!r} has psf_reach {self.psf_reach}; expected an odd "
-                             "number of pixels from 63 to 1023")
+                             f"number of pixels from {PSF_SIDE} to 1023")
         allowed = {"scenes": ("stars", "galaxies", "deep", "sky"), "psfs": ("ground", "space"),
                    "psf_cases": ("exact", "stars", "moffat", "wide")}
         for key, choices in allowed.items():
