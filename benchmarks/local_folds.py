@@ -39,10 +39,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="scene setting (default realistic: the committed folds' second stage)")
     parser.add_argument("--epochs", type=int, default=SETTINGS["epochs"])
     parser.add_argument("--seed", type=int, default=SETTINGS["seed"])
+    parser.add_argument("--instrument-fraction", type=float, help="share of instrument-like scenes (default: the "
+                        "setting's, realistic 0.3)")
+    parser.add_argument("--psf-error-fraction", type=float, help="share of the other scenes handed a wrong PSF "
+                        "(default 0)")
     parser.add_argument("--init", type=Path, default=FOLDS,
                         help="folder holding the folds to start from (default: the committed ones)")
     args = parser.parse_args(argv)
-    settings = {**SETTINGS, "setting": args.setting, "epochs": args.epochs, "seed": args.seed}
+    settings = {**SETTINGS, "setting": args.setting, "epochs": args.epochs, "seed": args.seed,
+                "instrument_fraction": args.instrument_fraction, "psf_error_fraction": args.psf_error_fraction}
     table = load_protocol("table1").images
     for image in args.images:
         if image not in table:
@@ -51,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         init = args.init / f"restorer-universal-{image}"
         command = (f"python benchmarks/local_folds.py {image} --setting {args.setting} --epochs {args.epochs} "
                    f"--seed {args.seed} --out OUT (from {init})")
+        for flag, value in (("--instrument-fraction", args.instrument_fraction),
+                            ("--psf-error-fraction", args.psf_error_fraction)):
+            if value is not None:
+                command = command.replace(" --out", f" {flag} {value} --out")
         train_restorer(others, args.out / f"restorer-universal-{image}", init=init, threads=args.threads,
                        extra_meta={"protocol": "table1", "held_out": image, "command": command,
                                    "stage": f"local bank + {args.setting} scenes"}, **settings)

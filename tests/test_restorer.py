@@ -192,6 +192,39 @@ def test_scenes_are_in_noise_units_and_aligned(rng):
     assert sum(w < 5.7 for w in widths) >= 0.4 * len(widths)  # log-uniform: half below 5.7 px (uniform: 30 %)
 
 
+def test_scenes_handed_a_wrong_psf_are_observed_with_the_true_one():
+    from dataclasses import replace
+
+    from astrodeconv.nn.scenes import SETTINGS, simulate_scene, wrong_psf
+    from astrodeconv.psf import fwhm
+
+    truth = airy_paper()[:63, :63]
+    truth = truth / truth.sum()
+    widths = [fwhm(wrong_psf(truth, np.random.default_rng(s))) / fwhm(truth) for s in range(40)]
+    assert min(widths) > 0.75 and max(widths) < 1.3 and np.mean(np.abs(np.subtract(widths, 1)) > 0.03) > 0.2
+    x = np.random.default_rng(0).random((200, 200)) ** 8
+    setting = SETTINGS["universal"]
+    wrong = replace(setting, paper_fraction=0.0, psf_error_fraction=1.0)
+    right = replace(setting, paper_fraction=0.0)
+    for seed in range(4):
+        a = simulate_scene(x, right, np.random.default_rng(seed), size=64)
+        b = simulate_scene(x, wrong, np.random.default_rng(seed), size=64)
+        np.testing.assert_array_equal(a.observed, b.observed)  # the same observation and truth ...
+        np.testing.assert_array_equal(a.truth, b.truth)
+        assert b.psf_spec.endswith("(handed over wrong)")  # ... and another PSF handed to the network
+        assert b.psf.shape != a.psf.shape or not np.allclose(a.psf, b.psf)
+        assert abs(b.psf.sum() - 1.0) < 1e-9 and b.psf.min() >= 0
+
+
+def test_training_refuses_a_scene_share_outside_0_to_1(tmp_path, small_image):
+    from astrodeconv.nn.restorer_training import train_restorer
+
+    for name in ("instrument_fraction", "psf_error_fraction"):
+        with pytest.raises(InputError, match=f"{name} must be within 0 to 1, got 1.5"):
+            train_restorer([small_image], tmp_path / name, setting="universal", epochs=1, progress=False,
+                           **{name: 1.5})
+
+
 def test_training_lowers_the_validation_loss_and_resumes(tmp_path, small_image, rng):
     from astrodeconv.nn.restorer_training import train_restorer
     from astrodeconv.nn.store import load_model

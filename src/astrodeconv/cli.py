@@ -185,6 +185,11 @@ def _build_parser() -> argparse.ArgumentParser:
                    "signal-to-noise ratio (how benchmarks/folds/restorer-universal-pretrained was trained)")
     p.add_argument("--snr-window", type=int, metavar="PX", help="local bank: balances follow the signal-to-noise "
                    "ratio within this many pixels (odd), not the image's")
+    p.add_argument("--instrument-fraction", type=float, metavar="F", help="share of the scenes drawn as instruments "
+                   "see the sky (0 to 1), in place of the setting's (realistic: 0.3)")
+    p.add_argument("--psf-error-fraction", type=float, metavar="F", help="share of the other scenes whose network is "
+                   "handed a wrong PSF (width 0.8-1.25x, or another family of its FWHM), the observation made with "
+                   "the true one (default 0)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch threads (default: all available cores)")
     p.set_defaults(func=_cmd_train_restorer)
@@ -288,7 +293,7 @@ def _cmd_train_restorer(args: argparse.Namespace) -> int:
 
     reference_snr = reference_snr_for(args.setting, args.reference_snr, args.fixed_bank)
     out = train_restorer(list(args.images), args.output, reference_snr=reference_snr,
-                         **_pick(args, "setting epochs scenes patches val_scenes batch lr init seed threads snr_window"))
+                         **_pick(args, "setting epochs scenes patches val_scenes batch lr init seed threads snr_window instrument_fraction psf_error_fraction"))
     print(f"model written to {out}")
     return 0
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -120,6 +121,8 @@ def train_restorer(
     model_kwargs: dict[str, Any] | None = None,
     reference_snr: float | None = None,
     snr_window: int | None = None,
+    instrument_fraction: float | None = None,
+    psf_error_fraction: float | None = None,
     threads: int | None = None,
     progress: bool = True,
     extra_meta: dict[str, Any] | None = None,
@@ -160,6 +163,12 @@ def train_restorer(
         Give the model a local bank (:class:`~astrodeconv.nn.restorer.Restorer`
         ``snr_window``): each pixel's balances follow the signal-to-noise ratio within this
         many pixels, not the image's; also applied to an ``init`` model, keeping its weights.
+    instrument_fraction : float, optional
+        Share of the scenes drawn as instruments see the sky (0 to 1; needs GalSim when above
+        0), in place of the setting's (``realistic``: 0.3).
+    psf_error_fraction : float, optional
+        Share of the other scenes whose network is handed a wrong PSF
+        (:func:`astrodeconv.nn.scenes.wrong_psf`), in place of the setting's (0).
     threads : int, optional
         Torch threads (``None``: the cores this process may use).
     stop_after : int, optional
@@ -188,6 +197,12 @@ def train_restorer(
     if out.is_dir() and any(out.iterdir()) and not (out / CHECKPOINT_FILE).exists():
         raise InputError(f"{out} is not empty and holds no unfinished run to continue; choose a new folder")
     scene_setting = SETTINGS[setting]
+    fractions = {name: float(value) for name, value in (("instrument_fraction", instrument_fraction),
+                                                        ("psf_error_fraction", psf_error_fraction)) if value is not None}
+    for name, value in fractions.items():
+        if not 0.0 <= value <= 1.0:
+            raise InputError(f"{name} must be within 0 to 1, got {value}")
+    scene_setting = replace(scene_setting, **fractions)
     arrays, records = load_images(images)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / CHECKPOINT_FILE
@@ -213,7 +228,8 @@ def train_restorer(
                 "patches": int(patches), "out_size": int(out_size), "batch": int(batch), "lr": float(lr),
                 "val_scenes": int(val_scenes), "seed": int(seed), "init": str(init) if init else None,
                 "model_kwargs": dict(model_kwargs or {}), "reference_snr": reference_snr,
-                **({} if snr_window is None else {"snr_window": int(snr_window)})}
+                **({} if snr_window is None else {"snr_window": int(snr_window)}),
+                **fractions}
     if ckpt_path.is_file():
         ckpt = load_checkpoint(ckpt_path)
         if ckpt.get("settings") != json.loads(json.dumps(settings, default=str)):
@@ -233,7 +249,9 @@ def train_restorer(
                              epochs=epochs, samples=scenes * patches, val_samples=val_scenes * patches, seed=seed,
                              model_kwargs=restorer_config(model) if model_kwargs or init or reference_snr or snr_window
                              else {})
-        meta = {"training_images": records, "setting": setting, "scenes_per_epoch": scenes,
+        meta = {"training_images": records, "setting": setting,
+                "instrument_fraction": scene_setting.instrument_fraction,
+                "psf_error_fraction": scene_setting.psf_error_fraction, "scenes_per_epoch": scenes,
                 "patches_per_scene": patches, "init": str(init) if init else None, **(extra_meta or {})}
         for epoch in range(start, epochs):
             t0 = time.perf_counter()

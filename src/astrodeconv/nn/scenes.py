@@ -25,7 +25,7 @@ import numpy as np
 from scipy import signal
 
 
-__all__ = ["SETTINGS", "Scene", "SceneSetting", "sample_psf", "simulate_scene"]
+__all__ = ["SETTINGS", "Scene", "SceneSetting", "sample_psf", "simulate_scene", "wrong_psf"]
 
 #: Largest PSF side used to blur training scenes (wider Airy and Moffat wings are cut and
 #: the PSF renormalised: the lost flux is under 2 % at FWHM 12).
@@ -63,6 +63,10 @@ class SceneSetting:
         Probability of a scene as instruments see the sky instead
         (:func:`astrodeconv.nn.instrument_scenes.simulate_instrument_scene`: GalSim PSFs, photon
         noise on a sky, the PSF given with the errors of an estimate).
+    psf_error_fraction : float
+        Probability that a (non-paper) scene's network is handed a wrong PSF while the scene
+        is observed with the true one (:func:`wrong_psf`: its FWHM 0.8 to 1.25 times the
+        truth's, or another family of the same FWHM), as a user's PSF is never exact.
     """
 
     name: str
@@ -75,6 +79,7 @@ class SceneSetting:
     saturated_fraction: float = 0.0
     estimated_fraction: float = 0.0
     instrument_fraction: float = 0.0
+    psf_error_fraction: float = 0.0
 
 
 SETTINGS = {
@@ -117,6 +122,28 @@ def sample_psf(setting: SceneSetting, rng: np.random.Generator) -> tuple[str, np
     return spec, psf
 
 
+def wrong_psf(psf: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A PSF a user might hand over instead of ``psf``: its FWHM 0.8 to 1.25 times (log-uniform), or a
+    Gaussian, Moffat (beta 2.5 to 4.5) or Airy of its FWHM; unit sum, at most ``MAX_PSF_SIDE`` px."""
+    from scipy import ndimage
+
+    from ..psf import fwhm, parse_spec
+
+    if rng.random() < 0.5:
+        factor = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))
+        centre = (np.array(psf.shape) - 1) / 2
+        out = ndimage.affine_transform(psf, np.eye(2) / factor, offset=centre - centre / factor, order=3)
+    else:
+        family = ("gaussian", "moffat", "airy")[int(rng.integers(3))]
+        spec = f"{family}:fwhm={fwhm(psf):.3f}" + (f",beta={rng.uniform(2.5, 4.5):.2f}" if family == "moffat" else "")
+        out = parse_spec(spec)
+        if out.shape[0] > MAX_PSF_SIDE:
+            cut = (out.shape[0] - MAX_PSF_SIDE) // 2
+            out = out[cut : cut + MAX_PSF_SIDE, cut : cut + MAX_PSF_SIDE]
+    out = np.clip(out, 0.0, None)
+    return out / out.sum()
+
+
 def simulate_scene(clean: np.ndarray, setting: SceneSetting, rng: np.random.Generator, size: int = 256) -> Scene:
     """Simulate one ``size x size`` scene from a clean image (normalised to max 1).
 
@@ -154,5 +181,7 @@ def simulate_scene(clean: np.ndarray, setting: SceneSetting, rng: np.random.Gene
     observed = observed + sigma * rng.standard_normal(observed.shape)
     estimated = gain is not None or rng.random() < setting.estimated_fraction
     background, scale, _ = noise_statistics(observed, None if estimated else sigma)
+    if not paper and setting.psf_error_fraction and rng.random() < setting.psf_error_fraction:
+        psf, spec = wrong_psf(psf, rng), f"{spec} (handed over wrong)"
     return Scene(((observed - background) / scale).astype(np.float32), ((truth - background) / scale).astype(np.float32),
                  psf, spec, sigma, float(scale))
