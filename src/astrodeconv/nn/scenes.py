@@ -14,7 +14,8 @@ log-uniform and a little wider than the 3-12 px and 0.003-0.05 the model serves,
 of the scenes with Poisson noise, dynamic ranges from ``x ** 0.4`` to ``x ** 3``, saturated
 cores, and a fifth of the scenes exactly at the paper's setting); ``"realistic"`` draws 30 %
 of its scenes as instruments see the sky (:mod:`astrodeconv.nn.instrument_scenes`) and the
-others as ``"universal"`` does.
+others as ``"universal"`` does. In a share of the scenes (``psf_error_fraction``) the network
+may be handed a wrong PSF (:func:`wrong_psf`) while the scene is observed with the true one.
 """
 
 from __future__ import annotations
