@@ -278,6 +278,12 @@ def test_train_restorer_command_writes_a_model_and_refuses_a_finished_folder(tmp
     universal[universal.index("-o") + 1] = str(tmp_path / "universal")
     assert main(universal) == 0
     assert load_model(tmp_path / "universal")[0].reference_snr == 60.0  # the bank follows the image's SNR
+    wrong = universal[:universal.index("-o") + 1] + [str(tmp_path / "wrong")] + universal[universal.index("-o") + 2:]
+    assert main(wrong + ["--psf-error-fraction", "0.5"]) == 0
+    assert load_model(tmp_path / "wrong")[2]["psf_error_fraction"] == 0.5  # recorded with the model
+    wrong[wrong.index("-o") + 1] = str(tmp_path / "refused")
+    assert main(wrong + ["--psf-error-fraction", "2"]) == 2
+    assert "psf_error_fraction must be within 0 to 1, got 2.0" in capsys.readouterr().err
     assert main(universal + ["--fixed-bank", "--reference-snr", "30"]) == 2
     assert "exclude each other" in capsys.readouterr().err
 
