@@ -1,19 +1,22 @@
-"""Give the ``restorer-universal`` Table I folds the local bank and instrument-like scenes (second stage).
+"""Give the ``restorer-universal`` Table I folds the local bank, instrument-like scenes and wrong PSFs (second stage).
 
 The committed folds ``benchmarks/folds/restorer-universal-<image>`` are made in two stages:
 first as ``experiments/protocols/table1.toml`` says (the pretrained universal model
-fine-tuned 60 epochs on the five other Table I images, image-wide bank), then by this script:
-each fold fine-tuned again, on the same five images, with a local bank (balances follow the
-signal-to-noise ratio within 49 px, ``Restorer(snr_window=49)``) and the ``realistic`` scene
-setting (30 % of the scenes as instruments see the sky: GalSim PSFs, photon noise, PSF
-estimates; :mod:`astrodeconv.nn.instrument_scenes`). Resumable; one fold per process::
+fine-tuned 60 epochs on the five other Table I images, image-wide bank; those folds are in
+commit ``e1edf66``), then by this script from them: each fold fine-tuned again, on the same
+five images, with a local bank (balances follow the signal-to-noise ratio within 49 px,
+``Restorer(snr_window=49)``), the ``realistic`` scene setting with 10 % of the scenes as
+instruments see the sky (GalSim PSFs, photon noise, PSF estimates;
+:mod:`astrodeconv.nn.instrument_scenes`) and 30 % of the others handed a wrong PSF
+(:func:`astrodeconv.nn.scenes.wrong_psf`). Resumable; one fold per process::
 
-    python benchmarks/local_folds.py m81_dss1 --out runs/local-folds     # ~8 min per fold on one core
-    cp runs/local-folds/restorer-universal-m81_dss1/{config.json,weights.pt,meta.json,history.csv} \\
+    python benchmarks/local_folds.py m81_dss1 --init FIRST_STAGE_FOLDS --instrument-fraction 0.1 \
+        --psf-error-fraction 0.3 --out runs/local-folds     # ~6 min per fold on one core
+    cp runs/local-folds/restorer-universal-m81_dss1/{config.json,weights.pt,meta.json,history.csv} \
         benchmarks/folds/restorer-universal-m81_dss1/
 
-``--setting universal --seed 1`` continues a fold on the universal scenes only, with the local bank kept
-(the experiment of ``docs/restorer.md``, *Second stage*).
+``FIRST_STAGE_FOLDS`` holds the first-stage folds (docs/restorer.md, *Second stage*, extracts them from
+the history); ``--init`` defaults to the committed, second-stage folds, from which a run continues.
 """
 
 from __future__ import annotations

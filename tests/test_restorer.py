@@ -214,6 +214,8 @@ def test_scenes_handed_a_wrong_psf_are_observed_with_the_true_one():
         assert b.psf_spec.endswith("(handed over wrong)")  # ... and another PSF handed to the network
         assert b.psf.shape != a.psf.shape or not np.allclose(a.psf, b.psf)
         assert abs(b.psf.sum() - 1.0) < 1e-9 and b.psf.min() >= 0
+    paper = replace(setting, paper_fraction=1.0, psf_error_fraction=1.0)  # the paper's PSF is known exactly
+    assert all(simulate_scene(x, paper, np.random.default_rng(s), size=64).psf_spec == "airy-paper" for s in range(3))
 
 
 def test_training_refuses_a_scene_share_outside_0_to_1(tmp_path, small_image):
@@ -223,6 +225,16 @@ def test_training_refuses_a_scene_share_outside_0_to_1(tmp_path, small_image):
         with pytest.raises(InputError, match=f"{name} must be within 0 to 1, got 1.5"):
             train_restorer([small_image], tmp_path / name, setting="universal", epochs=1, progress=False,
                            **{name: 1.5})
+        with pytest.raises(InputError, match=f"{name} must be 0 with it"):
+            train_restorer([small_image], tmp_path / name, setting="paper", epochs=1, progress=False, **{name: 0.5})
+    # an unfinished run resumes only with the share it was started with
+    image = np.pad(small_image, 150, mode="symmetric")
+    kwargs = dict(setting="universal", epochs=2, scenes=2, patches=2, out_size=8, batch=4, val_scenes=2,
+                  progress=False, model_kwargs={"features": 4, "depth": 3, "kernel": 15}, threads=1)
+    train_restorer([image], tmp_path / "part", stop_after=1, psf_error_fraction=0.5, **kwargs)
+    for other in (None, 0.2):
+        with pytest.raises(InputError, match=r"other settings \(psf_error_fraction differ\)"):
+            train_restorer([image], tmp_path / "part", psf_error_fraction=other, **kwargs)
 
 
 def test_training_lowers_the_validation_loss_and_resumes(tmp_path, small_image, rng):

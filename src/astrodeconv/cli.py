@@ -293,7 +293,8 @@ def _cmd_train_restorer(args: argparse.Namespace) -> int:
 
     reference_snr = reference_snr_for(args.setting, args.reference_snr, args.fixed_bank)
     out = train_restorer(list(args.images), args.output, reference_snr=reference_snr,
-                         **_pick(args, "setting epochs scenes patches val_scenes batch lr init seed threads snr_window instrument_fraction psf_error_fraction"))
+                         **_pick(args, "setting epochs scenes patches val_scenes batch lr init seed threads snr_window "
+                                 "instrument_fraction psf_error_fraction"))
     print(f"model written to {out}")
     return 0
 

@@ -202,6 +202,8 @@ def train_restorer(
     for name, value in fractions.items():
         if not 0.0 <= value <= 1.0:
             raise InputError(f"{name} must be within 0 to 1, got {value}")
+        if setting == "paper" and value > 0:
+            raise InputError(f"the paper setting has one PSF and noise level: {name} must be 0 with it, got {value}")
     scene_setting = replace(scene_setting, **fractions)
     arrays, records = load_images(images)
     out.mkdir(parents=True, exist_ok=True)
@@ -233,8 +235,8 @@ def train_restorer(
     if ckpt_path.is_file():
         ckpt = load_checkpoint(ckpt_path)
         if ckpt.get("settings") != json.loads(json.dumps(settings, default=str)):
-            differ = sorted(k for k in settings if (ckpt.get("settings") or {}).get(k) != json.loads(
-                json.dumps(settings[k], default=str)))
+            saved, wanted = ckpt.get("settings") or {}, json.loads(json.dumps(settings, default=str))
+            differ = sorted(k for k in {*saved, *wanted} if saved.get(k) != wanted.get(k))
             raise InputError(f"{out} holds an unfinished run with other settings ({', '.join(differ)} differ); "
                              "resume it with the same arguments, or choose another folder")
         model.load_state_dict(ckpt["model"])

@@ -124,8 +124,9 @@ def sample_psf(setting: SceneSetting, rng: np.random.Generator) -> tuple[str, np
 
 
 def wrong_psf(psf: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A PSF a user might hand over instead of ``psf``: its FWHM 0.8 to 1.25 times (log-uniform), or a
-    Gaussian, Moffat (beta 2.5 to 4.5) or Airy of its FWHM; unit sum, at most ``MAX_PSF_SIDE`` px."""
+    """A PSF a user might hand over instead of ``psf``: its FWHM 0.8 to 1.25 times (log-uniform, on
+    ``psf``'s own grid), or a Gaussian, Moffat (beta 2.5 to 4.5) or Airy of its FWHM (at most
+    ``MAX_PSF_SIDE`` px); unit sum, non-negative."""
     from scipy import ndimage
 
     from ..psf import fwhm, parse_spec
