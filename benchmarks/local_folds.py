@@ -57,12 +57,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{image} is not a Table I image ({', '.join(table)})")
         others = [sky_dir() / f"{name}.fits.gz" for name in table if name != image]
         init = args.init / f"restorer-universal-{image}"
+        shares = "".join(f" {flag} {value}" for flag, value in (("--instrument-fraction", args.instrument_fraction),
+                                                                  ("--psf-error-fraction", args.psf_error_fraction))
+                         if value is not None)
         command = (f"python benchmarks/local_folds.py {image} --setting {args.setting} --epochs {args.epochs} "
-                   f"--seed {args.seed} --out OUT (from {init})")
-        for flag, value in (("--instrument-fraction", args.instrument_fraction),
-                            ("--psf-error-fraction", args.psf_error_fraction)):
-            if value is not None:
-                command = command.replace(" --out", f" {flag} {value} --out")
+                   f"--seed {args.seed}{shares} --out OUT (from {init})")
         train_restorer(others, args.out / f"restorer-universal-{image}", init=init, threads=args.threads,
                        extra_meta={"protocol": "table1", "held_out": image, "command": command,
                                    "stage": f"local bank + {args.setting} scenes"}, **settings)

@@ -81,15 +81,14 @@ def _given_psf(psf: np.ndarray, width: float, rng: np.random.Generator) -> np.nd
     """The PSF a user would hand over: the truth, a wrong width, a Moffat stand-in, or a noisy estimate."""
     from scipy import ndimage
 
-    from ..psf import moffat
+    from ..psf import dilate, moffat
+    from .scenes import central
 
     pick = rng.random()
     if pick < 0.5:
         return psf
-    if pick < 0.7:  # width 0.85 to 1.15 times the truth's, flux kept
-        factor = float(rng.uniform(0.85, 1.15))
-        centre = (np.array(psf.shape) - 1) / 2
-        out = ndimage.affine_transform(psf, np.eye(2) / factor, offset=centre - centre / factor, order=3)
+    if pick < 0.7:  # width 0.85 to 1.15 times the truth's, on its grid
+        out = central(dilate(psf, float(rng.uniform(0.85, 1.15))), psf.shape[0])
     elif pick < 0.85:
         out = moffat(width, beta=float(rng.uniform(2.5, 4.5)))
     else:  # an estimate from a few stars: the truth smoothed a little, with noise in its wings

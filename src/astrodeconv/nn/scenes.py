@@ -115,35 +115,27 @@ def sample_psf(setting: SceneSetting, rng: np.random.Generator) -> tuple[str, np
     spec = f"{family}:fwhm={fwhm:.3f}"
     if family == "moffat":
         spec += f",beta={rng.uniform(2.5, 4.5):.2f}"
-    psf = parse_spec(spec)
-    if psf.shape[0] > MAX_PSF_SIDE:
-        cut = (psf.shape[0] - MAX_PSF_SIDE) // 2
-        psf = psf[cut : cut + MAX_PSF_SIDE, cut : cut + MAX_PSF_SIDE]
-        psf = psf / psf.sum()
-    return spec, psf
+    return spec, central(parse_spec(spec), MAX_PSF_SIDE)
+
+
+def central(psf: np.ndarray, side: int) -> np.ndarray:
+    """The central ``side`` x ``side`` px of a square ``psf`` (the whole of a smaller one), unit sum."""
+    cut = max(psf.shape[0] - side, 0) // 2
+    psf = psf[cut : psf.shape[0] - cut, cut : psf.shape[1] - cut]
+    return psf / psf.sum()
 
 
 def wrong_psf(psf: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A PSF a user might hand over instead of ``psf``: its FWHM 0.8 to 1.25 times (log-uniform, on
     ``psf``'s own grid), or a Gaussian, Moffat (beta 2.5 to 4.5) or Airy of its FWHM (at most
     ``MAX_PSF_SIDE`` px); unit sum, non-negative."""
-    from scipy import ndimage
-
-    from ..psf import fwhm, parse_spec
+    from ..psf import dilate, fwhm, parse_spec
 
     if rng.random() < 0.5:
-        factor = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))
-        centre = (np.array(psf.shape) - 1) / 2
-        out = ndimage.affine_transform(psf, np.eye(2) / factor, offset=centre - centre / factor, order=3)
-    else:
-        family = ("gaussian", "moffat", "airy")[int(rng.integers(3))]
-        spec = f"{family}:fwhm={fwhm(psf):.3f}" + (f",beta={rng.uniform(2.5, 4.5):.2f}" if family == "moffat" else "")
-        out = parse_spec(spec)
-        if out.shape[0] > MAX_PSF_SIDE:
-            cut = (out.shape[0] - MAX_PSF_SIDE) // 2
-            out = out[cut : cut + MAX_PSF_SIDE, cut : cut + MAX_PSF_SIDE]
-    out = np.clip(out, 0.0, None)
-    return out / out.sum()
+        return central(dilate(psf, float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))), psf.shape[0])
+    family = ("gaussian", "moffat", "airy")[int(rng.integers(3))]
+    spec = f"{family}:fwhm={fwhm(psf):.3f}" + (f",beta={rng.uniform(2.5, 4.5):.2f}" if family == "moffat" else "")
+    return central(parse_spec(spec), MAX_PSF_SIDE)
 
 
 def simulate_scene(clean: np.ndarray, setting: SceneSetting, rng: np.random.Generator, size: int = 256) -> Scene:
