@@ -137,7 +137,8 @@ def test_gain_adds_photon_noise_to_the_data_fit(tmp_path, frame, capsys):
     fits.writeto(tmp_path / "plain.fits", frame.adu, fits.Header(cards))
     fits.writeto(tmp_path / "gain.fits", frame.adu, fits.Header({**cards, "GAIN": frame.detector.gain}))
     common = ["--psf", str(tmp_path / "psf.fits"), "--method", "wiener", "--sigma", "16"]
-    runs = {"plain": ["plain.fits"], "card": ["gain.fits"], "flag": ["plain.fits", "--gain", str(frame.detector.gain)]}
+    runs = {"plain": ["plain.fits", "--gain", "inf"], "card": ["gain.fits"],
+            "flag": ["plain.fits", "--gain", str(frame.detector.gain)]}
     adu = frame.adu.astype(np.float64)
     expected = np.sqrt(16.0**2 + np.mean(np.maximum(adu - np.median(adu), 0)) / frame.detector.gain)
     for name, (src, *extra) in runs.items():
@@ -147,6 +148,27 @@ def test_gain_adds_photon_noise_to_the_data_fit(tmp_path, frame, capsys):
         assert (found is None) == (name == "plain")
         if found:  # the stars' photon noise, over the sky's, is what the data fit matches
             assert abs(float(found.group(1)) / expected - 1) < 1e-3 and expected > 16.5
+
+
+def test_without_a_gain_card_the_gain_is_measured_on_the_frame(tmp_path, frame, capsys):
+    """No GAIN card: the frame's photon noise gives the gain (the restorer's local noise); --gain inf: none."""
+    import re
+
+    fits.writeto(tmp_path / "psf.fits", frame.psf)
+    cards = {k: v for k, v in frame.header_cards().items() if k not in ("GAIN", "RDNOISE")}
+    fits.writeto(tmp_path / "bare.fits", frame.adu, fits.Header(cards))
+    _write(tmp_path / "full.fits", frame)
+    common = ["--psf", str(tmp_path / "psf.fits"), "--method", "restorer-universal"]
+    assert main(["deconvolve", str(tmp_path / "bare.fits"), "-o", str(tmp_path / "measured.fits"), *common]) == 0
+    found = re.search(r"no GAIN card: .* at a gain of ([0-9.]+) e-/unit \(measured", capsys.readouterr().out)
+    assert found and 0.5 < float(found.group(1)) / frame.detector.gain < 2.0
+    assert main(["deconvolve", str(tmp_path / "full.fits"), "-o", str(tmp_path / "card.fits"), *common]) == 0
+    assert "measured" not in capsys.readouterr().out  # a card is the detector's word
+    ratio = _params(tmp_path / "measured.fits")["gain"] / _params(tmp_path / "card.fits")["gain"]
+    assert ratio == pytest.approx(float(found.group(1)) / frame.detector.gain, rel=5e-3)  # the note has 3 digits
+    assert main(["deconvolve", str(tmp_path / "bare.fits"), "-o", str(tmp_path / "none.fits"), *common,
+                 "--gain", "inf"]) == 0
+    assert "gain" not in _params(tmp_path / "none.fits") and "no GAIN card" not in capsys.readouterr().out
 
 
 def test_read_noise_is_the_least_noise(tmp_path, frame, capsys):

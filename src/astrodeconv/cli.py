@@ -137,7 +137,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help=f"Dask: chunk side, pixels ({DEFAULT_CHUNK})")
     p.add_argument("--saturate", type=float, help="saturation level, image units (default: the SATURATE card): "
                    "saturated stars are fitted by the PSF on their wings, restored as points")
-    p.add_argument("--gain", type=float, help="electrons per image unit (default: GAIN): photon noise over the sky's")
+    p.add_argument("--gain", type=float, help="electrons per image unit (default: GAIN, else measured on the frame's noise where it "
+                   "grows with the light): photon noise over the sky's; inf: the sky's noise only")
     p.add_argument("--read-noise", type=float, metavar="E", help="read noise, electrons (default: RDNOISE): the "
                    "least the sky's noise can be")
     p.add_argument("--mask", metavar="FILE|HDU", help="bad pixels, non-zero = bad (default: a DQ extension)")

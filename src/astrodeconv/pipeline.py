@@ -22,6 +22,7 @@ images above :data:`astrodeconv.stream.STREAM_PIXELS`. Only methods with a netwo
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ from .forward import normalise, observe
 from .masks import check_result, fill_bad, model_trust, point_image, saturated_pixels, subtract_saturated, take_out
 from .points import POINT_THRESHOLD, fit_points, matched_psf
 from .wings import saturated_wings
-from .noise import estimate_sigma, gain_from_noise_map, noise_statistics, photon_variance
+from .noise import estimate_sigma, gain_from_image, gain_from_noise_map, noise_statistics, photon_variance
 
 __all__ = ["BACKENDS", "PSF_HELP", "STARS", "Restoration", "psf_from_stars_file", "restore_array", "restore_file",
            "saturation_level", "simulate_file", "star_psf", "write_psf"]
@@ -281,7 +282,9 @@ def restore_file(
     gain, read_noise : float, optional
         Electrons per image unit and the read noise in electrons (default: the ``GAIN`` and
         ``RDNOISE`` cards): photon noise over the sky's for the data fit and the restorers'
-        local bank; the sky's noise no lower than the read noise.
+        local bank; the sky's noise no lower than the read noise. Without a gain, a noise map
+        or an ``ADSIGMA`` card, the gain is measured on the frame's noise where it grows with
+        the light (:func:`astrodeconv.noise.gain_from_image`); ``math.inf``: the sky's noise only.
     point_sources : bool
         Fit the stars above 50 sigma with the PSF, take them out before the restoration and
         put them back as points of their fitted flux (:mod:`astrodeconv.points`).
@@ -322,7 +325,8 @@ def restore_file(
     if backend == "memory":
         return _restore_in_memory(observed, output, found, psf_spec, params, (sigma, sigma_relative), truth, model,
                                   tile, device, hdu, overwrite, saturation, mask, select,
-                                  (None if gain is None else positive_float(gain, "--gain (electrons per image unit)"),
+                                  (None if gain is None else math.inf if gain == math.inf
+                                   else positive_float(gain, "--gain (electrons per image unit)"),
                                    None if read_noise is None else positive_float(read_noise, "--read-noise (electrons)")),
                                   bool(point_sources), noise_map, bool(match_psf))
     return _restore_by_tiles(observed, output, found, psf_spec, params, (sigma, sigma_relative), model, tile, device,
@@ -390,6 +394,7 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
     y_filled = fill_bad(y)[0]
     if sigma is None:
         sigma = estimate_sigma(y_filled)
+    detector = _frame_gain(y, scale, kernel, sigma, saturated, header, detector, noise, notes)
     gain, sigma, fit_sigma = _detector_noise(y, sigma, scale, header, detector, error, notes)
     if gain is None and noise is not None:  # a noise map with photon noise in it says the gain
         fitted = gain_from_noise_map(np.where(bad, np.nan, image), noise)
@@ -469,6 +474,30 @@ ORACLE_BORDER = 32
 BAD_FLAG, SATURATED_FLAG = 1, 2
 
 
+def _frame_gain(y: np.ndarray, scale: float, kernel: np.ndarray, sigma: float, saturated: np.ndarray, header: Any,
+                detector: tuple[float | None, float | None], noise: np.ndarray | None,
+                notes: list[str]) -> tuple[float | None, float | None]:
+    """``detector`` (gain, read noise) with the gain that the frame's own noise shows where nothing else gives one.
+
+    Nothing gives it without ``--gain``, a ``GAIN`` card, a noise map, or an ``ADSIGMA`` card
+    (a simulation with Gaussian noise): the noise's growth with the light is then measured
+    (:func:`astrodeconv.noise.gain_from_image`; ``y`` is the image divided by ``scale``, ``sigma``
+    its sky noise; the gain returned is per unit of the image).
+    A frame whose bright parts are restored as if only the sky's noise were on them is
+    over-sharpened there into ripples and checkerboards.
+    """
+    gain, read_noise = detector
+    if (gain is not None or noise is not None or _positive_card(header, "GAIN") is not None
+            or _header_sigma(header) is not None):
+        return detector
+    measured = gain_from_image(y, kernel, sigma, invalid=saturated)
+    if measured is not None:
+        measured /= scale  # photon variance L / g in units of y is (L scale) / g in the image's
+        notes.append(f"no GAIN card: the frame's noise grows with its light as photon noise at a gain of "
+                     f"{measured:.3g} e-/unit (measured; --gain sets it, --gain inf: the sky's noise only)")
+    return measured, read_noise
+
+
 def _detector_noise(y: np.ndarray, sigma: float, scale: float, header: Any, detector: tuple[float | None, float | None],
                     error: np.ndarray | None, notes: list[str]) -> tuple[float | None, float, float]:
     """The gain (electrons per unit of ``y``), the sky's noise and the noise of the data fit, from the detector.
@@ -482,6 +511,7 @@ def _detector_noise(y: np.ndarray, sigma: float, scale: float, header: Any, dete
     """
     gain, read_noise = (value if value is not None else _positive_card(header, card)
                         for value, card in zip(detector, ("GAIN", "RDNOISE")))
+    gain = None if gain == math.inf else gain  # --gain inf: the sky's noise only
     fit_sigma = sigma
     if read_noise is not None and gain is not None and sigma * scale < read_noise / gain:
         notes.append(f"noise sigma {sigma * scale:.4g} is below the read noise ({read_noise:g} e- = "
