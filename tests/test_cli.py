@@ -1,5 +1,6 @@
 """The command line, run in-process: results, provenance, and a clear exit 2 on bad input."""
 
+import json
 import os
 import re
 
@@ -58,6 +59,16 @@ def test_simulate_then_deconvolve_improves_psnr_and_keeps_header(tmp_path, clean
         after = metrics.psnr(restored, truth, data_range=1.0, border=8)
         # Single-pixel stars over a smooth galaxy: even the oracle gains only ~0.6 dB here.
         assert after > before + 0.3, (method, before, after)
+
+
+def test_a_simulation_with_photon_noise_is_restored_with_its_own_gain(tmp_path, clean_fits, capsys):
+    obs = _simulate(clean_fits, tmp_path, "--gain", "5000", "--sigma", "0.002")
+    assert fits.getheader(obs)["ADGAIN"] == 5000 and "ADSIGMA" not in fits.getheader(obs)
+    out = tmp_path / "out.fits"
+    assert main(["deconvolve", str(obs), "-o", str(out), "--method", "restorer-universal"]) == 0
+    printed = capsys.readouterr().out
+    assert "photon noise at gain 5000 e-/unit" in printed and "measured" not in printed  # ADGAIN, not measured
+    assert json.loads(fits.getheader(out)["ADPARAMS"])["gain"] == 5000
 
 
 def test_explicit_params_are_used_and_recorded(tmp_path, clean_fits):

@@ -169,6 +169,9 @@ def test_without_a_gain_card_the_gain_is_measured_on_the_frame(tmp_path, frame, 
     assert main(["deconvolve", str(tmp_path / "bare.fits"), "-o", str(tmp_path / "none.fits"), *common,
                  "--gain", "inf"]) == 0
     assert "gain" not in _params(tmp_path / "none.fits") and "no GAIN card" not in capsys.readouterr().out
+    assert main(["deconvolve", str(tmp_path / "full.fits"), "-o", str(tmp_path / "none2.fits"), *common,
+                 "--gain", "inf"]) == 0  # over the card too
+    assert "gain" not in _params(tmp_path / "none2.fits")
 
 
 def test_read_noise_is_the_least_noise(tmp_path, frame, capsys):
@@ -265,3 +268,6 @@ def test_an_err_map_with_photon_noise_gives_the_restorer_the_gain(tmp_path, fram
     assert gains[1] == pytest.approx(gains[0], rel=0.05)
     a, b = (fits.getdata(tmp_path / f"out-{n}", "SCI") for n in ("card.fits", "err.fits"))
     assert np.nanmax(np.abs(a - b)) < 0.02 * np.nanmax(a)
+    assert main(["deconvolve", str(tmp_path / "err.fits"), "-o", str(tmp_path / "out-inf.fits"), "--psf",
+                 str(tmp_path / "psf.fits"), "--method", "restorer-universal", "--gain", "inf"]) == 0
+    assert "gain" not in json.loads(fits.getheader(tmp_path / "out-inf.fits", "SCI")["ADPARAMS"])  # the sky's only

@@ -41,6 +41,17 @@ def test_bad_pixels_and_a_narrow_psf(galaxy):
     flagged[:, 50] = True
     found = gain_from_image(holed, psf, estimate_sigma(observed), invalid=flagged)
     assert found is not None and 0.7 < found / 2000.0 < 1.5
+    scattered = observed.copy()  # 1 % of the pixels bad here and there, as cosmic rays and hot pixels
+    scattered[np.random.default_rng(2).random(observed.shape) < 0.01] = np.nan
+    found = gain_from_image(scattered, psf, estimate_sigma(observed))
+    assert found is not None and 0.7 < found / 2000.0 < 1.5
+    assert gain_from_image(observed, psf, 0.003, invalid=np.ones(observed.shape, bool)) is None
+    for bad, match in [(dict(invalid=np.zeros((10, 10), bool)), "invalid has shape"), (dict(window=0), "window"),
+                       (dict(bins=1), "bins")]:
+        with pytest.raises(InputError, match=match):
+            gain_from_image(observed, psf, 0.003, **bad)
+    with pytest.raises(InputError, match="PSF"):
+        gain_from_image(observed, np.full((5, 5), np.nan), 0.003)
     # a PSF of FWHM 1 px passes nearly every frequency: no band is noise alone
     assert gain_from_image(observed, gaussian(1.0), estimate_sigma(observed)) is None
     with pytest.raises(InputError, match="no finite pixel"):

@@ -52,6 +52,8 @@ def test_a_wrong_psf_is_said_to_fit_the_stars_poorly():
     assert fit_points(adu, frame.psf, sigma, invalid=adu >= frame.detector.saturate, notes=notes) and not notes
     assert fit_points(adu, frame.wide_psf, sigma, invalid=adu >= frame.detector.saturate, notes=notes) == []
     assert "fits the image's" in notes[0] and "--psf stars" in notes[0]
+    fit_points(adu, frame.wide_psf, sigma, invalid=adu >= frame.detector.saturate, notes=notes, psf_from_stars=True)
+    assert "fits the image's" in notes[1] and "--psf stars" not in notes[1]  # not suggested where it was used
 
 
 def test_an_even_psf_is_fitted_where_astrodeconv_centres_it():

@@ -237,18 +237,24 @@ def gain_from_image(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: n
     ``c L^2`` the sources' own light that leaks into it (bright stars clipped at saturation,
     a PSF not quite theirs). The gain is ``1 / b`` where ``b L`` reaches :data:`PHOTON_SHARE` of
     ``sigma^2`` at the brightest bin; else None (Gaussian noise, or too little light above the
-    sky to tell). On GalSim frames and Poisson-noise sky images it comes within a factor of 2
-    of the true gain (``benchmarks/gain_check.py``).
+    sky to tell, or a range of levels too narrow to tell ``b L`` from ``c L^2``). On GalSim frames
+    and Poisson-noise sky images it comes within a factor of 2 of the true gain where it finds
+    one (6 of 8 GalSim frames and 10 of 10 sky-image frames; ``benchmarks/gain_check.py``).
 
     Parameters
     ----------
     image : ndarray, shape (H, W)
-        Frame, any units, sky included; ``invalid`` (and non-finite) pixels are set to the sky
-        and the windows within ``2 * window`` px of them left out.
+        Frame, any units, sky included. Non-finite pixels take their nearest finite pixel's
+        value, and the windows holding one are left out.
     psf : ndarray, shape (h, w)
         Its PSF (unit sum), no larger than the frame.
     sigma : float
         The sky's noise, image units (:func:`estimate_sigma`).
+    invalid : ndarray of bool, shape (H, W), optional
+        Saturated pixels: the windows within ``2 * window`` px of them are left out (a clipped
+        core's edge rings in the band).
+    window, bins : int
+        Window side, px (1 to a quarter of the image's side), and the number of level bins (>= 2).
 
     Examples
     --------
@@ -267,17 +273,29 @@ def gain_from_image(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: n
 
     image = np.asarray(image, dtype=np.float64)
     sigma = positive_float(sigma, "sigma", "number (the sky's noise, image units)")
+    psf = np.asarray(psf, dtype=np.float64)
+    if image.ndim != 2:
+        raise InputError(f"gain_from_image needs a 2-D image, got shape {image.shape}")
+    if psf.ndim != 2 or psf.shape[0] > image.shape[0] or psf.shape[1] > image.shape[1] or not np.isfinite(psf).all() \
+            or not psf.sum() > 0:
+        raise InputError(f"gain_from_image: the PSF (shape {psf.shape}) must be finite, of positive sum and no larger "
+                         f"than the image {image.shape}")
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or not 1 <= window <= min(image.shape) // 4:
+        raise InputError(f"gain_from_image: window must be 1 to {min(image.shape) // 4} px for an image of shape "
+                         f"{image.shape}, got {window!r}")
+    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 2:
+        raise InputError(f"gain_from_image: bins must be an integer of at least 2, got {bins!r}")
+    saturated = np.zeros(image.shape, bool) if invalid is None else np.asarray(invalid, dtype=bool)
+    if saturated.shape != image.shape:
+        raise InputError(f"gain_from_image: invalid has shape {saturated.shape}, the image {image.shape}")
     missing = ~np.isfinite(image)
-    bad = missing | (False if invalid is None else np.asarray(invalid, dtype=bool))
     if missing.all():
         raise InputError("gain_from_image: the image has no finite pixel")
+    if (missing | saturated).all():
+        return None
     if missing.any():  # each takes its nearest finite pixel's value: no step for the band to ring on
         image = image[tuple(distance_transform_edt(missing, return_distances=False, return_indices=True))]
-    sky = sky_level(image[~bad])
-    image = image - sky
-    psf = np.asarray(psf, dtype=np.float64)
-    if psf.ndim != 2 or psf.shape[0] > image.shape[0] or psf.shape[1] > image.shape[1]:
-        raise InputError(f"gain_from_image: a PSF of shape {psf.shape} for an image of shape {image.shape}")
+    image = image - sky_level(image[~(missing | saturated)])
     transfer = np.abs(np.fft.rfft2(psf / psf.sum(), s=image.shape))  # its modulus: where the PSF sits does not matter
     limit = float(np.quantile(transfer, NOISE_BAND))
     if limit > NOISE_BAND_TRANSFER:
@@ -285,20 +303,21 @@ def gain_from_image(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: n
     band = transfer <= limit
     rows, cols = (image.shape[0] // window) * window, (image.shape[1] // window) * window
 
+    def per_window(values: np.ndarray) -> np.ndarray:
+        return values[:rows, :cols].reshape(rows // window, window, cols // window, window)
+
     def mean_square(values: np.ndarray) -> np.ndarray:
         """Mean square of ``values`` filtered to the band, per window."""
-        filtered = np.fft.irfft2(np.fft.rfft2(values) * band, s=values.shape)
-        return (filtered[:rows, :cols] ** 2).reshape(rows // window, window, cols // window, window).mean(axis=(1, 3))
+        return (per_window(np.fft.irfft2(np.fft.rfft2(values) * band, s=values.shape)) ** 2).mean(axis=(1, 3))
 
     # what the band's median window keeps of white noise of unit variance: the unit of the variances below
     unit = float(np.median(mean_square(np.random.default_rng(0).standard_normal(image.shape))))
     variance = (mean_square(image) / unit).ravel()
-    level = image[:rows, :cols].reshape(rows // window, window, cols // window, window).mean(axis=(1, 3)).ravel()
-    if bad.any():
-        near_bad = binary_dilation(bad, iterations=2 * window)[:rows, :cols]
-        usable = ~near_bad.reshape(rows // window, window, cols // window, window).any(axis=(1, 3)).ravel()
-        level, variance = level[usable], variance[usable]
-    above = level > 3 * sigma
+    level = per_window(image).mean(axis=(1, 3)).ravel()
+    # windows with a filled pixel are left out, and those near a saturated star's clipped core (whose edge rings)
+    left_out = missing | (binary_dilation(saturated, iterations=2 * window) if saturated.any() else saturated)
+    usable = ~per_window(left_out).any(axis=(1, 3)).ravel()
+    above = usable & (level > 3 * sigma)
     if np.count_nonzero(above) < 5 * bins:
         return None
     level, variance = level[above], variance[above]

@@ -85,6 +85,12 @@ def _positive_card(header: Any, key: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
 
 
+def _card_gain(header: Any) -> float | None:
+    """The ``GAIN`` card, else the ``ADGAIN`` of a simulation with photon noise (electrons per image unit)."""
+    gain = _positive_card(header, "GAIN")
+    return gain if gain is not None else _positive_card(header, "ADGAIN")
+
+
 def _header_sigma(header: Any) -> float | None:
     """The ``ADSIGMA`` card if it is a usable noise level (a noiseless simulation has 0: estimate instead)."""
     return _positive_card(header, "ADSIGMA")
@@ -283,8 +289,9 @@ def restore_file(
         Electrons per image unit and the read noise in electrons (default: the ``GAIN`` and
         ``RDNOISE`` cards): photon noise over the sky's for the data fit and the restorers'
         local bank; the sky's noise no lower than the read noise. Without a gain, a noise map
-        or an ``ADSIGMA`` card, the gain is measured on the frame's noise where it grows with
-        the light (:func:`astrodeconv.noise.gain_from_image`); ``math.inf``: the sky's noise only.
+        or a simulation's ``ADGAIN`` or ``ADSIGMA`` card, the gain is measured on the frame's
+        noise where it grows with the light (:func:`astrodeconv.noise.gain_from_image`);
+        ``math.inf``: the sky's noise only (over a card or a noise map too).
     point_sources : bool
         Fit the stars above 50 sigma with the PSF, take them out before the restoration and
         put them back as points of their fitted flux (:mod:`astrodeconv.points`).
@@ -394,9 +401,10 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
     y_filled = fill_bad(y)[0]
     if sigma is None:
         sigma = estimate_sigma(y_filled)
+    sky_noise_only = detector[0] == math.inf  # --gain inf
     detector = _frame_gain(y, scale, kernel, sigma, saturated, header, detector, noise, notes)
     gain, sigma, fit_sigma = _detector_noise(y, sigma, scale, header, detector, error, notes)
-    if gain is None and noise is not None:  # a noise map with photon noise in it says the gain
+    if gain is None and noise is not None and not sky_noise_only:  # a noise map with photon noise says the gain
         fitted = gain_from_noise_map(np.where(bad, np.nan, image), noise)
         if fitted is not None:
             gain = fitted * scale
@@ -421,7 +429,8 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
     if found.admits is not None:  # on the image as observed, not on what is left once its stars are out
         found.admits(params, y_filled, sigma)
     rest, stars, unmodelled = subtract_saturated(y, saturated, kernel, sigma, gain, bad=~np.isfinite(y))
-    bright = fit_points(rest, kernel, sigma, invalid=saturated, notes=notes) if point_sources else []
+    bright = (fit_points(rest, kernel, sigma, invalid=saturated, notes=notes, psf_from_stars=psf_spec == STARS)
+              if point_sources else [])
     rest = take_out(rest, bright, kernel, sigma, gain, saturated | ~np.isfinite(y))
     points = point_image(y.shape, [*stars, *bright])
     start = time.perf_counter()
@@ -479,20 +488,19 @@ def _frame_gain(y: np.ndarray, scale: float, kernel: np.ndarray, sigma: float, s
                 notes: list[str]) -> tuple[float | None, float | None]:
     """``detector`` (gain, read noise) with the gain that the frame's own noise shows where nothing else gives one.
 
-    Nothing gives it without ``--gain``, a ``GAIN`` card, a noise map, or an ``ADSIGMA`` card
-    (a simulation with Gaussian noise): the noise's growth with the light is then measured
+    Nothing gives it without ``--gain``, a ``GAIN`` card, a noise map, or the ``ADGAIN`` or
+    ``ADSIGMA`` card of a simulation: the noise's growth with the light is then measured
     (:func:`astrodeconv.noise.gain_from_image`; ``y`` is the image divided by ``scale``, ``sigma``
     its sky noise; the gain returned is per unit of the image).
     A frame whose bright parts are restored as if only the sky's noise were on them is
     over-sharpened there into ripples and checkerboards.
     """
     gain, read_noise = detector
-    if (gain is not None or noise is not None or _positive_card(header, "GAIN") is not None
-            or _header_sigma(header) is not None):
+    if gain is not None or noise is not None or _card_gain(header) is not None or _header_sigma(header) is not None:
         return detector
     measured = gain_from_image(y, kernel, sigma, invalid=saturated)
     if measured is not None:
-        measured /= scale  # photon variance L / g in units of y is (L scale) / g in the image's
+        measured /= scale  # y = image / scale: a gain g per unit of the image is g * scale per unit of y
         notes.append(f"no GAIN card: the frame's noise grows with its light as photon noise at a gain of "
                      f"{measured:.3g} e-/unit (measured; --gain sets it, --gain inf: the sky's noise only)")
     return measured, read_noise
@@ -509,8 +517,8 @@ def _detector_noise(y: np.ndarray, sigma: float, scale: float, header: Any, dete
     mean of its squares. The read noise (``--read-noise`` or ``RDNOISE``, electrons) is the
     least the sky's noise can be: a lower estimate is raised to it, with a note.
     """
-    gain, read_noise = (value if value is not None else _positive_card(header, card)
-                        for value, card in zip(detector, ("GAIN", "RDNOISE")))
+    gain = detector[0] if detector[0] is not None else _card_gain(header)
+    read_noise = detector[1] if detector[1] is not None else _positive_card(header, "RDNOISE")
     gain = None if gain == math.inf else gain  # --gain inf: the sky's noise only
     fit_sigma = sigma
     if read_noise is not None and gain is not None and sigma * scale < read_noise / gain:

@@ -34,7 +34,7 @@ MAX_QFIT = 0.1
 
 def fit_points(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.ndarray | None = None,
                threshold: float = POINT_THRESHOLD, max_qfit: float = MAX_QFIT,
-               notes: list[str] | None = None) -> list[FittedStar]:
+               notes: list[str] | None = None, psf_from_stars: bool = False) -> list[FittedStar]:
     """The point sources of ``image`` brighter than ``threshold * sigma``, fitted with ``psf``.
 
     Parameters
@@ -53,6 +53,8 @@ def fit_points(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.nda
         Where to say that the PSF fits the bright sources poorly: when fewer than half of
         at least five fits are kept, the PSF is likely wrong (a width 15 % off gives every
         star of a GalSim frame a ``qfit`` above 0.1), and nothing is taken out.
+    psf_from_stars : bool
+        ``psf`` was estimated from the image's own stars: the note does not suggest it.
 
     Returns
     -------
@@ -70,9 +72,10 @@ def fit_points(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.nda
     qfit = np.asarray(table["qfit"], dtype=np.float64)
     keep = fitted & (qfit < max_qfit)
     if notes is not None and fitted.sum() >= 5 and keep.sum() < 0.5 * fitted.sum():
+        hint = "" if psf_from_stars else " (a wrong width? --psf stars estimates it)"
         notes.append(f"warning: the PSF fits the image's {int(fitted.sum())} bright sources poorly (median qfit "
                      f"{float(np.median(qfit[fitted])):.2f}, {int(keep.sum())} below {max_qfit:g}): they are extended, "
-                     "or the PSF is not the image's (a wrong width? --psf stars estimates it)")
+                     f"or the PSF is not the image's{hint}")
     local = np.asarray(table["local_bkg"], dtype=np.float64) if "local_bkg" in table.colnames else np.zeros(len(table))
     return [FittedStar(float(yy), float(xx), float(f), float(b) + sky, 0)
             for xx, yy, f, b, k in zip(np.asarray(table["x_fit"]), np.asarray(table["y_fit"]),
