@@ -102,3 +102,27 @@ def test_networks_trained_on_normalised_images_refuse_raw_adu(observed, tmp_path
         err = capsys.readouterr().err
         assert "trained for noise sigma 0.01" in err and "restorer-universal" in err
         assert not out.exists()
+
+
+def test_stars_on_a_galaxy_give_a_psf_without_a_pedestal():
+    """Stars sitting on a galaxy's light: each cutout less its own sky, the PSF holds their light only."""
+    from astrodeconv.forward import blur
+
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[:320, :320]
+    scene = 1000.0 * np.exp(-np.hypot(yy - 160.0, xx - 160.0) / 80.0)  # a disk filling the frame, over a sky of 0
+    stars = rng.uniform(30, 290, size=(40, 2))
+    fluxes = rng.uniform(1e5, 5e5, size=40)
+    for (x, y), flux in zip(stars, fluxes):
+        scene[int(y), int(x)] += flux
+    true_psf = psf.moffat(fwhm=3.0, beta=3.0, size=31)
+    frame = blur(scene, true_psf) + 100.0
+    frame = rng.poisson(frame).astype(np.float64)
+    found = estimate_psf(frame)
+    kernel = found.psf
+    r = np.hypot(*np.ogrid[-(kernel.shape[0] // 2): kernel.shape[0] // 2 + 1, -(kernel.shape[1] // 2): kernel.shape[1] // 2 + 1])
+    truth = psf.moffat(fwhm=3.0, beta=3.0, size=kernel.shape[0])
+    outer = r > kernel.shape[0] // 2 - 3
+    # the light beyond 3 FWHM: the true PSF's, not a pedestal of the disk's light (with one: several times more)
+    assert kernel[r > 9].sum() < truth[r > 9].sum() / truth.sum() + 0.03
+    assert abs(kernel[outer].mean()) < 5 * truth[outer].mean() / truth.sum()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -49,17 +50,21 @@ class StarPSF:
         Positions (0-based pixel coordinates) of the stars used.
     rejected : dict of str to int
         Candidates left out, counted by reason.
+    local_sky : bool
+        Each star was taken on its own sky (the frame's one sky left a flat floor under the PSF).
     """
 
     psf: np.ndarray
     fwhm: float
     stars: list[tuple[float, float]]
     rejected: dict[str, int] = field(default_factory=dict)
+    local_sky: bool = False
 
     def summary(self) -> str:
         """One line: how many stars, the FWHM, and why the others were left out."""
         why = ", ".join(f"{n} {reason}" for reason, n in self.rejected.items() if n) or "none rejected"
-        return (f"PSF from {len(self.stars)} stars, {self.psf.shape[0]} x {self.psf.shape[1]} px, "
+        sky = ", each on its own sky (one sky for the frame left a flat floor under the PSF)" if self.local_sky else ""
+        return (f"PSF from {len(self.stars)} stars{sky}, {self.psf.shape[0]} x {self.psf.shape[1]} px, "
                 f"FWHM {self.fwhm:.2f} px; left out: {why}")
 
 
@@ -105,6 +110,50 @@ def _first_fwhm(sub: np.ndarray, bad: np.ndarray, std: float, saturated: np.ndar
     if widths.size == 0:
         raise InputError("could not measure the width of any star; give the PSF with --psf")
     return float(np.median(widths))
+
+
+#: :func:`_on_local_sky`: the annulus just beyond a star's cutout whose clipped median is its sky, px.
+LOCAL_SKY_WIDTH = 6
+
+
+def _on_local_sky(stars: Any, sub: np.ndarray, bad: np.ndarray, positions: list[tuple[float, float]],
+                  half: int) -> Any:
+    """The cutouts ``stars`` (photutils ``EPSFStars``), each less its own sky.
+
+    Each star's sky is the sigma-clipped median of ``sub`` (the frame less its global sky) in
+    the annulus from ``half + 1`` to ``half + 1 +`` :data:`LOCAL_SKY_WIDTH` px (its good pixels;
+    none: the star is kept as it is).
+    """
+    from astropy.stats import SigmaClip
+    from photutils.aperture import ApertureStats, CircularAnnulus
+    from photutils.psf import EPSFStar, EPSFStars
+
+    annulus = CircularAnnulus(np.array(positions), r_in=half + 1, r_out=half + 1 + LOCAL_SKY_WIDTH)
+    skies = np.atleast_1d(np.asarray(ApertureStats(sub, annulus, mask=bad, sigma_clip=SigmaClip(sigma=3.0)).median,
+                                     dtype=np.float64))
+    return EPSFStars([EPSFStar(star.data - (sky if np.isfinite(sky) else 0.0), weights=star.weights,
+                               cutout_center=star.cutout_center, origin=star.origin)
+                      for star, sky in zip(stars.all_stars, skies)])
+
+
+#: :func:`_has_pedestal`: a PSF whose light falls less than this much from the middle to the outer quarter of its
+#: stamp's half side is flat there.
+FALL = 1.5
+
+
+def _has_pedestal(kernel: np.ndarray) -> bool:
+    """Whether ``kernel``'s outer quarter (of its half side) is a flat, positive floor rather than a falling wing.
+
+    A PSF's light falls with the distance out to its stamp's edge (a Moffat's by 7 times from half to
+    seven eighths of a 4 FWHM half side, an obscured aperture's rings on the mean by 2.7); the sky of
+    stars on a galaxy left in their cutouts is flat.
+    """
+    half = min(kernel.shape) // 2
+    r = np.hypot(*np.ogrid[-(kernel.shape[0] // 2): kernel.shape[0] - kernel.shape[0] // 2,
+                           -(kernel.shape[1] // 2): kernel.shape[1] - kernel.shape[1] // 2])
+    middle = float(kernel[(r >= half / 2) & (r < 3 * half / 4)].mean())
+    outer = float(kernel[(r >= 3 * half / 4) & (r <= half)].mean())
+    return outer > 0 and middle < FALL * outer
 
 
 def estimate_psf(
@@ -188,13 +237,18 @@ def estimate_psf(
         raise InputError(f"only {len(kept)} isolated, unsaturated stars found ({why}); a PSF needs at least "
                          f"{MIN_STARS}: give the PSF with --psf")
     table = Table({"x": [p[0] for p in kept], "y": [p[1] for p in kept]})
-    nddata = NDData(np.where(bad, 0.0, data - median), mask=bad)
+    nddata = NDData(sub, mask=bad)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         stars = extract_stars(nddata, table, size=(size, size))
         epsf, _ = EPSFBuilder(oversampling=1, maxiters=10, progress_bar=False)(stars)
+        # stars on a galaxy's light leave it under the PSF as a flat floor: then each is taken on its own sky
+        local_sky = _has_pedestal(np.asarray(epsf.data, dtype=np.float64))
+        if local_sky:
+            epsf, _ = EPSFBuilder(oversampling=1, maxiters=10, progress_bar=False)(
+                _on_local_sky(stars, sub, bad, kept, half))
     kernel = np.asarray(epsf.data, dtype=np.float64)
     if kernel.shape[0] % 2 == 0 or kernel.shape[1] % 2 == 0:
         kernel = kernel[: kernel.shape[0] - 1 + kernel.shape[0] % 2, : kernel.shape[1] - 1 + kernel.shape[1] % 2]
     kernel = validate(kernel, name="the PSF estimated from the stars")
-    return StarPSF(kernel, measure_fwhm(kernel), kept, rejected)
+    return StarPSF(kernel, measure_fwhm(kernel), kept, rejected, local_sky)
