@@ -2,7 +2,7 @@
 
 The realistic protocol's frames (GalSim; gain 2 e-/ADU, sky 1000 e-/px) are written without
 their ``GAIN`` and ``RDNOISE`` cards and restored through ``deconvolve``'s pipeline, the exact
-PSF given, three ways: with the cards, with the gain measured on the frame
+PSF given, three ways (``restorer-universal`` and Wiener): with the cards, with the gain measured on the frame
 (:func:`astrodeconv.noise.gain_from_image`, what ``deconvolve`` now does without a card) and
 with the sky's noise only (``--gain inf``, what it did before). Then the measured gain of
 Poisson-noise frames made from the sky images (and of Gaussian-noise ones, where there is none
@@ -135,14 +135,17 @@ def kpno_figure(method: str, path: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--method", default="restorer-universal")
+    parser.add_argument("--methods", nargs="+", default=["restorer-universal", "wiener"],
+                        help="methods restored the three ways (the first also makes the figure)")
     parser.add_argument("-o", "--out", type=Path, help="folder for gain_check.md")
     args = parser.parse_args(argv)
-    text = [f"# Frames without a GAIN card ({args.method}, the exact PSF given)", "",
-            *realistic_rows(args.method), "", "## The gain measured on other frames", "", *sky_rows(), ""]
+    text = ["# Frames without a GAIN card (the exact PSF given)", ""]
+    for method in args.methods:
+        text += [f"## {method}", "", *realistic_rows(method), ""]
+    text += ["## The gain measured on other frames", "", *sky_rows(), ""]
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        figure = kpno_figure(args.method, args.out / "gain_check.png")
+        figure = kpno_figure(args.methods[0], args.out / "gain_check.png")
         text += ["", f"![m51_kpno_b]({figure.name})", ""]
         (args.out / "gain_check.md").write_text("\n".join(text) + "\n")
     return 0

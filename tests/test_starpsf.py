@@ -54,6 +54,7 @@ def test_saturated_stars_are_left_out(observed):
     path, _ = observed
     adu = fits.getdata(path).astype(np.float64)
     with_level = estimate_psf(adu, saturation=65535)
+    assert not with_level.local_sky  # a flat sky: the frame's one sky is every star's
     assert with_level.rejected["saturated or bad pixels"] > 0
     for x, y in with_level.stars:
         r, c = int(round(y)), int(round(x))
@@ -119,6 +120,7 @@ def test_stars_on_a_galaxy_give_a_psf_without_a_pedestal():
     frame = blur(scene, true_psf) + 100.0
     frame = rng.poisson(frame).astype(np.float64)
     found = estimate_psf(frame)
+    assert found.local_sky and "each on its own sky" in found.summary()
     kernel = found.psf
     r = np.hypot(*np.ogrid[-(kernel.shape[0] // 2): kernel.shape[0] // 2 + 1, -(kernel.shape[1] // 2): kernel.shape[1] // 2 + 1])
     truth = psf.moffat(fwhm=3.0, beta=3.0, size=kernel.shape[0])
@@ -126,3 +128,19 @@ def test_stars_on_a_galaxy_give_a_psf_without_a_pedestal():
     # the light beyond 3 FWHM: the true PSF's, not a pedestal of the disk's light (with one: several times more)
     assert kernel[r > 9].sum() < truth[r > 9].sum() / truth.sum() + 0.03
     assert abs(kernel[outer].mean()) < 5 * truth[outer].mean() / truth.sum()
+
+
+def test_a_pedestal_is_a_flat_floor_not_a_falling_wing():
+    from astrodeconv.starpsf import _has_pedestal
+
+    side = 25  # 2 ceil(4 FWHM) + 1 for a FWHM of 3 px, as estimate_psf cuts it
+    wings = [psf.moffat(fwhm=3.0, beta=beta, size=side) for beta in (1.5, 2.5, 4.765)]
+    wings += [psf.gaussian(3.0, size=side), psf.airy(fwhm=3.0, size=side)]
+    for k, kernel in enumerate(wings):
+        kernel = kernel / kernel.sum()
+        assert not _has_pedestal(kernel)
+        floored = kernel + 0.35 / kernel.size  # a third of the light spread flat, as stars on a galaxy can leave it
+        # (a Moffat of beta 1.5 still falls 2.7 times to the stamp's edge, even over such a floor)
+        assert _has_pedestal(floored / floored.sum()) == (k > 0)
+    noisy = wings[3] + np.random.default_rng(0).normal(0.0, 1e-4 * wings[3].max(), (side, side))
+    assert not _has_pedestal(noisy)  # noise about a Gaussian's empty edge is no floor

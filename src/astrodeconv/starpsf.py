@@ -116,8 +116,7 @@ def _first_fwhm(sub: np.ndarray, bad: np.ndarray, std: float, saturated: np.ndar
 LOCAL_SKY_WIDTH = 6
 
 
-def _on_local_sky(stars: Any, sub: np.ndarray, bad: np.ndarray, positions: list[tuple[float, float]],
-                  half: int) -> Any:
+def _on_local_sky(stars: Any, sub: np.ndarray, bad: np.ndarray, half: int) -> Any:
     """The cutouts ``stars`` (photutils ``EPSFStars``), each less its own sky.
 
     Each star's sky is the sigma-clipped median of ``sub`` (the frame less its global sky) in
@@ -128,32 +127,42 @@ def _on_local_sky(stars: Any, sub: np.ndarray, bad: np.ndarray, positions: list[
     from photutils.aperture import ApertureStats, CircularAnnulus
     from photutils.psf import EPSFStar, EPSFStars
 
-    annulus = CircularAnnulus(np.array(positions), r_in=half + 1, r_out=half + 1 + LOCAL_SKY_WIDTH)
+    cutouts = list(stars.all_stars)
+    centres = np.array([star.center for star in cutouts], dtype=np.float64)  # x, y in the frame
+    annulus = CircularAnnulus(centres, r_in=half + 1, r_out=half + 1 + LOCAL_SKY_WIDTH)
     skies = np.atleast_1d(np.asarray(ApertureStats(sub, annulus, mask=bad, sigma_clip=SigmaClip(sigma=3.0)).median,
                                      dtype=np.float64))
     return EPSFStars([EPSFStar(star.data - (sky if np.isfinite(sky) else 0.0), weights=star.weights,
                                cutout_center=star.cutout_center, origin=star.origin)
-                      for star, sky in zip(stars.all_stars, skies)])
+                      for star, sky in zip(cutouts, skies)])
 
 
 #: :func:`_has_pedestal`: a PSF whose light falls less than this much from the middle to the outer quarter of its
-#: stamp's half side is flat there.
+#: stamp's half side is flat there ...
 FALL = 1.5
+#: ... and a floor is a pedestal when it holds at least this share of the PSF's sum (noise alone does not).
+FLOOR_SHARE = 0.02
 
 
 def _has_pedestal(kernel: np.ndarray) -> bool:
-    """Whether ``kernel``'s outer quarter (of its half side) is a flat, positive floor rather than a falling wing.
+    """Whether ``kernel`` ends in a flat floor (a pedestal) rather than a falling wing.
 
-    A PSF's light falls with the distance out to its stamp's edge (a Moffat's by 7 times from half to
-    seven eighths of a 4 FWHM half side, an obscured aperture's rings on the mean by 2.7); the sky of
-    stars on a galaxy left in their cutouts is flat.
+    A PSF's light falls with the distance out to its stamp's edge: from the middle (1/2 to 3/4 of
+    the half side) to the outer quarter, a Moffat's by 2.7 to 7 times (beta 1.5 to 3), an Airy's by
+    2.7, an obscured aperture's with struts by 2.3. The sky of stars on a galaxy, left in their
+    cutouts, is flat. A pedestal: the outer quarter's median, over the whole stamp, holds at least
+    :data:`FLOOR_SHARE` of its sum, and the middle's mean is less than :data:`FALL` times the outer's.
+    Under a broad wing a floor shows only when large (a Moffat of beta 2.5: from 0.3 of the sum).
     """
     half = min(kernel.shape) // 2
+    if half < 4:
+        return False
     r = np.hypot(*np.ogrid[-(kernel.shape[0] // 2): kernel.shape[0] - kernel.shape[0] // 2,
                            -(kernel.shape[1] // 2): kernel.shape[1] - kernel.shape[1] // 2])
-    middle = float(kernel[(r >= half / 2) & (r < 3 * half / 4)].mean())
-    outer = float(kernel[(r >= 3 * half / 4) & (r <= half)].mean())
-    return outer > 0 and middle < FALL * outer
+    middle = kernel[(r >= half / 2) & (r < 3 * half / 4)]
+    outer = kernel[(r >= 3 * half / 4) & (r <= half)]
+    floor = float(np.median(outer)) * kernel.size
+    return floor >= FLOOR_SHARE * float(kernel.sum()) and float(middle.mean()) < FALL * float(outer.mean())
 
 
 def estimate_psf(
@@ -245,8 +254,7 @@ def estimate_psf(
         # stars on a galaxy's light leave it under the PSF as a flat floor: then each is taken on its own sky
         local_sky = _has_pedestal(np.asarray(epsf.data, dtype=np.float64))
         if local_sky:
-            epsf, _ = EPSFBuilder(oversampling=1, maxiters=10, progress_bar=False)(
-                _on_local_sky(stars, sub, bad, kept, half))
+            epsf, _ = EPSFBuilder(oversampling=1, maxiters=10, progress_bar=False)(_on_local_sky(stars, sub, bad, half))
     kernel = np.asarray(epsf.data, dtype=np.float64)
     if kernel.shape[0] % 2 == 0 or kernel.shape[1] % 2 == 0:
         kernel = kernel[: kernel.shape[0] - 1 + kernel.shape[0] % 2, : kernel.shape[1] - 1 + kernel.shape[1] % 2]
