@@ -34,7 +34,7 @@ def test_psf_from_stars_has_the_true_width(observed, tmp_path, capsys):
     assert "stars" in printed and "left out" in printed and "saturated" in printed
     kernel, header = fits.getdata(out), fits.getheader(out)
     assert abs(header["ADFWHM"] - psf.fwhm(true_psf)) < 0.1 * psf.fwhm(true_psf)
-    assert header["ADNSTARS"] >= 5
+    assert header["ADNSTARS"] >= 5 and header["ADLOCSKY"] is False  # a flat sky: the frame's one sky
     assert kernel.shape[0] % 2 == 1 and np.unravel_index(np.argmax(kernel), kernel.shape) == (kernel.shape[0] // 2,) * 2
     assert kernel.min() >= 0 and abs(kernel.sum() - 1) < 1e-5
 
@@ -45,7 +45,7 @@ def test_deconvolve_with_psf_stars_records_the_psf(observed, tmp_path, capsys):
     assert main(["deconvolve", str(path), "-o", str(out), "--psf", "stars", "--method", "rl"]) == 0
     with fits.open(out) as hdul:
         assert hdul[0].header["ADPSF"].startswith("stars") and hdul[0].header["OBJECT"] == "simulated field"
-        assert hdul["PSF"].header["ADNSTARS"] >= 5
+        assert hdul["PSF"].header["ADNSTARS"] >= 5 and hdul["PSF"].header["ADLOCSKY"] is False
         assert abs(hdul["PSF"].header["ADFWHM"] - psf.fwhm(true_psf)) < 0.1 * psf.fwhm(true_psf)
         assert np.isfinite(hdul[0].data).all()
 

@@ -381,7 +381,8 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
     if psf_spec == STARS:
         found_psf = star_psf(image, header, saturation)
         spec, kernel = STARS, found_psf.psf
-        _record_psf(extensions, kernel, ADNSTARS=len(found_psf.stars), ADFWHM=round(found_psf.fwhm, 4))
+        _record_psf(extensions, kernel, ADNSTARS=len(found_psf.stars), ADFWHM=round(found_psf.fwhm, 4),
+                    ADLOCSKY=found_psf.local_sky)
         notes.append(found_psf.summary())
     else:
         spec, kernel = _psf(psf_spec, header, observed, image.shape)
@@ -602,12 +603,14 @@ def star_psf(image: np.ndarray, header: Any, saturation: float | None = None) ->
 
 def psf_from_stars_file(observed: str | Path, output: str | Path, *, saturation: float | None = None,
                         hdu: int | str | None = None, overwrite: bool = False) -> Any:
-    """Estimate the PSF of a FITS frame from its stars and write it (cards ``ADNSTARS``, ``ADFWHM``)."""
+    """Estimate the PSF of a FITS frame from its stars and write it (cards ``ADNSTARS``, ``ADFWHM``, ``ADLOCSKY``:
+    each star taken on its own sky)."""
     io.check_output(output, overwrite)
     image, header = io.read_image(observed, hdu=hdu)
     found = star_psf(finite_image(image, f"{observed}: the image"), header, saturation)
     io.write_image(output, found.psf, provenance={"psf": f"stars of {Path(observed).name}"[:60],
-                                                  "ADNSTARS": len(found.stars), "ADFWHM": round(found.fwhm, 4)},
+                                                  "ADNSTARS": len(found.stars), "ADFWHM": round(found.fwhm, 4),
+                                                  "ADLOCSKY": found.local_sky},
                    overwrite=overwrite)
     return found
 
