@@ -8,7 +8,7 @@ with the sky's noise only (``--gain inf``, what it did before). Then the measure
 Poisson-noise frames made from the sky images (and of Gaussian-noise ones, where there is none
 to find), and of the real KPNO CCD frame ``m51_kpno_b`` (no card; its PSF from its stars).
 Prints tables; ``-o DIR`` also writes ``gain_check.md`` there, with ``gain_check.png`` (the KPNO frame's
-centre observed, restored with the sky's noise only and with the gain measured). About 4 minutes::
+centre observed, restored with the sky's noise only and with the gain measured). About 5 minutes::
 
     python benchmarks/gain_check.py -o docs/results
 """
