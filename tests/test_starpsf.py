@@ -144,3 +144,16 @@ def test_a_pedestal_is_a_flat_floor_not_a_falling_wing():
         assert _has_pedestal(floored / floored.sum()) == (k > 0)
     noisy = wings[3] + np.random.default_rng(0).normal(0.0, 1e-4 * wings[3].max(), (side, side))
     assert not _has_pedestal(noisy)  # noise about a Gaussian's empty edge is no floor
+
+
+def test_real_frames_psf_from_their_stars():
+    """m51_kpno_b (CCD, stars on M51's disk): each star on its own sky, no floor; m51_dss1red (a crowded plate):
+    the frame's one sky, since its stars' own skies would dig the PSF's lobes beyond what is accepted."""
+    from astrodeconv.data import load_sky
+
+    kpno = estimate_psf(load_sky("m51_kpno_b", None))
+    r = np.hypot(*np.ogrid[-(kpno.psf.shape[0] // 2): kpno.psf.shape[0] // 2 + 1,
+                           -(kpno.psf.shape[1] // 2): kpno.psf.shape[1] // 2 + 1])
+    assert kpno.local_sky and kpno.psf[r > 3 * kpno.fwhm].sum() < 0.06  # 0.15 with the frame's one sky
+    plate = estimate_psf(load_sky("m51_dss1red", None))
+    assert not plate.local_sky and 2.0 < plate.fwhm < 3.0

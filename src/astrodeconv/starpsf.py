@@ -22,7 +22,7 @@ import numpy as np
 
 from .checks import finite_image, int_between, positive_float
 from .errors import InputError
-from .psf import MAX_PSF_SIDE
+from .psf import MAX_PSF_SIDE, NEGATIVE_TOLERANCE
 from .psf import fwhm as measure_fwhm
 from .psf import validate
 
@@ -165,6 +165,11 @@ def _has_pedestal(kernel: np.ndarray) -> bool:
     return floor >= FLOOR_SHARE * float(kernel.sum()) and float(middle.mean()) < FALL * float(outer.mean())
 
 
+def _lobe(kernel: np.ndarray) -> float:
+    """The depth of ``kernel``'s deepest negative pixel, a fraction of its peak (0: none)."""
+    return max(0.0, -float(np.min(kernel)) / float(np.max(kernel)))
+
+
 def estimate_psf(
     image: np.ndarray,
     *,
@@ -254,7 +259,10 @@ def estimate_psf(
         # stars on a galaxy's light leave it under the PSF as a flat floor: then each is taken on its own sky
         local_sky = _has_pedestal(np.asarray(epsf.data, dtype=np.float64))
         if local_sky:
-            epsf, _ = EPSFBuilder(oversampling=1, maxiters=10, progress_bar=False)(_on_local_sky(stars, sub, bad, half))
+            local, _ = EPSFBuilder(oversampling=1, maxiters=10, progress_bar=False)(_on_local_sky(stars, sub, bad, half))
+            # annuli crowded with neighbours take too much: kept only if its lobes stay within what is accepted
+            local_sky = _lobe(np.asarray(local.data)) <= max(_lobe(np.asarray(epsf.data)), NEGATIVE_TOLERANCE)
+            epsf = local if local_sky else epsf
     kernel = np.asarray(epsf.data, dtype=np.float64)
     if kernel.shape[0] % 2 == 0 or kernel.shape[1] % 2 == 0:
         kernel = kernel[: kernel.shape[0] - 1 + kernel.shape[0] % 2, : kernel.shape[1] - 1 + kernel.shape[1] % 2]
