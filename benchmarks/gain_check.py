@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-WAYS = {"GAIN card": None, "measured": "measured", "sky noise only": math.inf}
+#: How each frame is restored: with its cards or without them, and the ``gain`` handed to ``restore_file``.
+WAYS = {"GAIN card": (True, None), "measured": (False, None), "sky noise only": (False, math.inf)}
 
 
 def realistic_rows(method: str) -> list[str]:
@@ -56,9 +57,9 @@ def realistic_rows(method: str) -> list[str]:
             measured = gain_from_image(adu, frame.psf, estimate_sigma(adu), invalid=adu >= detector.saturate)
             noise, width = estimate_sigma(frame.electrons(frame.adu)), fwhm(frame.psf)
             cells_out = []
-            for way, gain in WAYS.items():
-                restore_file(full if gain is None else bare, folder / "out.fits", psf_spec=str(psf_path),
-                             method=method, overwrite=True, gain=None if gain in (None, "measured") else gain)
+            for way, (cards_kept, gain) in WAYS.items():
+                restore_file(full if cards_kept else bare, folder / "out.fits", psf_spec=str(psf_path),
+                             method=method, overwrite=True, gain=gain)
                 s = score(frame.electrons(fits.getdata(folder / "out.fits")), frame, noise, width, protocol.border)
                 totals[way].append((s["psnr_no_stars_db"], s["spurious_per_1000"]))
                 cells_out.append(f"{s['psnr_no_stars_db']:.2f} / {s['spurious_per_1000']:.0f}")

@@ -325,8 +325,8 @@ def gain_from_image(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: n
     level, variance = level[kept], variance[kept]
     edges = np.quantile(level, np.linspace(0.0, 1.0, bins + 1))
     index = np.clip(np.searchsorted(edges, level, side="right") - 1, 0, bins - 1)
-    levels = np.array([np.median(level[index == k]) for k in range(bins) if np.any(index == k)])
-    variances = np.array([np.median(variance[index == k]) for k in range(bins) if np.any(index == k)])
+    levels, variances = np.array([(np.median(level[index == k]), np.median(variance[index == k]))
+                                  for k in np.unique(index)]).T
     design = np.column_stack([np.ones_like(levels), levels, levels**2]) / variances[:, None]
     (_, slope, _), _ = nnls(design, np.ones_like(variances))
     return float(1.0 / slope) if slope * levels[-1] >= PHOTON_SHARE * sigma**2 else None

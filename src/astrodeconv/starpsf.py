@@ -255,15 +255,19 @@ def estimate_psf(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         stars = extract_stars(nddata, table, size=(size, size))
-        epsf, _ = EPSFBuilder(oversampling=1, maxiters=10, progress_bar=False)(stars)
-        # stars on a galaxy's light leave it under the PSF as a flat floor: then each is taken on its own sky
-        local_sky = _has_pedestal(np.asarray(epsf.data, dtype=np.float64))
-        if local_sky:
-            local, _ = EPSFBuilder(oversampling=1, maxiters=10, progress_bar=False)(_on_local_sky(stars, sub, bad, half))
-            # annuli crowded with neighbours take too much: kept only if its lobes stay within what is accepted
-            local_sky = _lobe(np.asarray(local.data)) <= max(_lobe(np.asarray(epsf.data)), NEGATIVE_TOLERANCE)
-            epsf = local if local_sky else epsf
-    kernel = np.asarray(epsf.data, dtype=np.float64)
+
+        def build(cutouts: Any) -> np.ndarray:
+            return np.asarray(EPSFBuilder(oversampling=1, maxiters=10, progress_bar=False)(cutouts)[0].data,
+                              dtype=np.float64)
+
+        kernel = build(stars)
+        # stars on a galaxy's light leave it under the PSF as a flat floor: then each is taken on its own sky,
+        # kept only where its lobes stay within what is accepted (crowded annuli hold neighbours' light)
+        local_sky = False
+        if _has_pedestal(kernel):
+            local = build(_on_local_sky(stars, sub, bad, half))
+            local_sky = _lobe(local) <= max(_lobe(kernel), NEGATIVE_TOLERANCE)
+            kernel = local if local_sky else kernel
     if kernel.shape[0] % 2 == 0 or kernel.shape[1] % 2 == 0:
         kernel = kernel[: kernel.shape[0] - 1 + kernel.shape[0] % 2, : kernel.shape[1] - 1 + kernel.shape[1] % 2]
     kernel = validate(kernel, name="the PSF estimated from the stars")
