@@ -46,10 +46,12 @@ def main(argv: list[str] | None = None) -> int:
                         "setting's, realistic 0.3)")
     parser.add_argument("--psf-error-fraction", type=float, help="share of the other scenes handed a wrong PSF "
                         "(default 0)")
+    parser.add_argument("--snr-window", type=int, default=SETTINGS["snr_window"],
+                        help="odd side (px) of the local bank's signal-to-noise window (default 49)")
     parser.add_argument("--init", type=Path, default=FOLDS,
                         help="folder holding the folds to start from (default: the committed ones)")
     args = parser.parse_args(argv)
-    settings = {**SETTINGS, "setting": args.setting, "epochs": args.epochs, "seed": args.seed,
+    settings = {**SETTINGS, "setting": args.setting, "epochs": args.epochs, "seed": args.seed, "snr_window": args.snr_window,
                 "instrument_fraction": args.instrument_fraction, "psf_error_fraction": args.psf_error_fraction}
     table = load_protocol("table1").images
     for image in args.images:
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                   ("--psf-error-fraction", args.psf_error_fraction))
                          if value is not None)
         command = (f"python benchmarks/local_folds.py {image} --setting {args.setting} --epochs {args.epochs} "
-                   f"--seed {args.seed}{shares} --out OUT (from {init})")
+                   f"--seed {args.seed} --snr-window {args.snr_window}{shares} --out OUT (from {init})")
         train_restorer(others, args.out / f"restorer-universal-{image}", init=init, threads=args.threads,
                        extra_meta={"protocol": "table1", "held_out": image, "command": command,
                                    "stage": f"local bank + {args.setting} scenes"}, **settings)

@@ -70,15 +70,20 @@ def test_a_bad_row_is_masked_not_smeared(tmp_path, frame):
     flags[100] = 1
     fits.writeto(tmp_path / "mask.fits", flags)
     common = ["--psf", str(tmp_path / "psf.fits"), "--method", "rl"]
-    for src, out, extra in ((clean, "a.fits", []), (tmp_path / "broken.fits", "b.fits", []),
-                            (tmp_path / "broken.fits", "c.fits", ["--mask", str(tmp_path / "mask.fits")])):
+    for src, out, extra in ((clean, "a.fits", []), (tmp_path / "broken.fits", "b.fits", ["--keep-cold"]),
+                            (tmp_path / "broken.fits", "c.fits", ["--mask", str(tmp_path / "mask.fits")]),
+                            (tmp_path / "broken.fits", "d.fits", [])):
         assert main(["deconvolve", str(src), "-o", str(tmp_path / out), *common, *extra]) == 0
-    reference, smeared, masked = (fits.getdata(tmp_path / n) for n in ("a.fits", "b.fits", "c.fits"))
+    reference, smeared, masked, found = (fits.getdata(tmp_path / n) for n in ("a.fits", "b.fits", "c.fits", "d.fits"))
     near = np.r_[90:100, 101:111]
     assert np.isnan(masked[100]).all() and not np.isnan(masked[near]).any()
     error = lambda image: np.median(np.abs(image[near] - reference[near]))  # noqa: E731
     assert error(masked) < 0.2 * error(smeared)
     assert fits.getdata(tmp_path / "c.fits", "MASK")[100].min() == 1
+    # without the mask the dead row is found as cold pixels, and masked as the mask would
+    assert np.isnan(found[100]).all() and np.isnan(found).sum() == found.shape[1]
+    assert fits.getdata(tmp_path / "d.fits", "MASK")[100].min() == 1
+    assert error(found) < 0.2 * error(smeared)
 
 
 def test_sci_err_dq_files_are_read_and_written_as_such(tmp_path, frame, capsys):

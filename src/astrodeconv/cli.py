@@ -146,6 +146,8 @@ def _build_parser() -> argparse.ArgumentParser:
                    "variances; default: an ERR extension)")
     p.add_argument("--no-point-sources", dest="point_sources", action="store_false", help="restore bright stars "
                    "with the rest (default: fitted with the PSF, taken out, put back as points)")
+    p.add_argument("--keep-cold", dest="cold", action="store_false", help="keep the pixels far darker than "
+                   "everything around them (default: treated as bad, as dead pixels and bad rows are)")
     p.add_argument("--keep-psf", dest="match_psf", action="store_false", help="use the PSF as given (default: "
                    "narrowed to the image's bright isolated stars when it is more than 5 %% wider than they are; its outer "
                    "profile measured on three or more saturated stars where they show it wrong)")
@@ -272,7 +274,7 @@ def _cmd_deconvolve(args: argparse.Namespace) -> int:
                         scheduler=args.scheduler, chunk=args.chunk, hdu=_hdu(args.hdu), overwrite=args.overwrite,
                         saturation=args.saturate, mask=args.mask, sigma_relative=args.sigma_relative,
                         gain=args.gain, read_noise=args.read_noise, point_sources=args.point_sources,
-                        noise_map=args.noise_map, match_psf=args.match_psf)
+                        noise_map=args.noise_map, match_psf=args.match_psf, cold=args.cold)
     for note in done.notes:
         print(note)
     what = f"({_format_params(done.params)})" if done.how == "in memory" else done.how

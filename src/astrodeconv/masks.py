@@ -1,9 +1,12 @@
 """Bad pixels: which pixels a restoration may not trust, and how they are filled for the computation.
 
 The policy, written once here and used by every path (in memory, streamed, Dask): a
-non-finite pixel (NaN, inf) is bad; for the computation it is replaced by a fill value (the
-median of the finite pixels, computed by the caller over the whole image, never per tile),
-and it is NaN again in the result.
+non-finite pixel (NaN, inf) is bad; for the computation it is replaced by a fill value, and
+it is NaN again in the result. With the whole image in memory the fill is the Gaussian-weighted
+mean of the finite pixels near it (:func:`fill_locally`); by tiles, whose neighbours lie
+elsewhere, the median of the finite pixels, computed by the caller over the whole image,
+never per tile (:func:`fill_bad`). Pixels far darker than everything around them (dead or
+cold pixels, bad rows) are found by :func:`cold_pixels` and made bad by the pipeline.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["FittedStar", "centred_window", "check_result", "fill_bad", "finite_median", "fit_saturated", "model_trust", "point_image",
+__all__ = ["FittedStar", "centred_window", "check_result", "cold_pixels", "fill_bad", "fill_locally", "finite_median",
+           "fit_saturated", "model_trust", "point_image",
            "restore_bad", "saturated_pixels", "star_footprints", "star_image", "subtract_saturated", "take_out"]
 
 
@@ -63,6 +67,44 @@ def fill_bad(image: np.ndarray, fill: float | None = None) -> tuple[np.ndarray, 
     elif not np.isfinite(fill):
         raise InputError(f"fill must be a finite number, got {fill!r}")
     return np.where(bad, fill, image), bad
+
+
+#: Gaussian sigma (pixels) of :func:`fill_locally`'s first pass; each further pass doubles it.
+FILL_SIGMA, FILL_PASSES = 1.5, 8
+
+
+def fill_locally(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` with its non-finite pixels replaced by the Gaussian-weighted mean of the finite ones near them.
+
+    A bad row across a galaxy filled with the frame's median (:func:`fill_bad`) is a dark
+    line the restoration spreads over the rows beside it; filled from its neighbours it is
+    not there. Weights ``exp(-r^2 / 2 s^2)``, ``s = FILL_SIGMA`` px, doubled for the pixels a
+    pass cannot reach (holes wider than the kernel); the median for any left after
+    ``FILL_PASSES``. Needs the whole image (not for tiles, whose neighbours are elsewhere).
+
+    Returns
+    -------
+    filled : ndarray, shape (H, W), float64
+    bad : ndarray of bool, shape (H, W)
+    """
+    from scipy.ndimage import gaussian_filter
+
+    image = np.asarray(image, dtype=np.float64)
+    bad = ~np.isfinite(image)
+    if not bad.any() or bad.all():
+        return fill_bad(image)
+    filled, todo, known = image.copy(), bad.copy(), (~bad).astype(np.float64)
+    values = np.where(bad, 0.0, image)
+    for k in range(FILL_PASSES):
+        sigma = FILL_SIGMA * 2**k
+        weight = gaussian_filter(known, sigma, mode="mirror", truncate=3.0)
+        reached = todo & (weight > 1e-3)
+        filled[reached] = gaussian_filter(values, sigma, mode="mirror", truncate=3.0)[reached] / weight[reached]
+        todo &= ~reached
+        if not todo.any():
+            return filled, bad
+    filled[todo] = finite_median(image)
+    return filled, bad
 
 
 def restore_bad(estimate: np.ndarray, bad: np.ndarray) -> np.ndarray:
@@ -128,6 +170,71 @@ def saturated_pixels(image: np.ndarray, level: float | None) -> np.ndarray:
         return np.zeros(image.shape, dtype=bool)
     with np.errstate(invalid="ignore"):
         return np.isfinite(image) & (image >= level)
+
+
+#: A cold pixel lies this many sigmas below its neighbours and its block's floor (:func:`cold_pixels`); the
+#: pixels joined to one that lie more than ``COLD_JOINED`` sigmas below both are cold too.
+COLD_SIGMA, COLD_JOINED = 10.0, 3.0
+#: Side (pixels) of the blocks whose 10th percentile is the local floor a cold pixel lies below.
+COLD_BLOCK = 16
+
+
+def cold_pixels(image: np.ndarray) -> np.ndarray:
+    """Mask of the pixels far darker than everything around them: dead, cold or flagged (``-1``) by the detector.
+
+    No source makes a pixel darker than the sky beside it, and no real structure is sharper
+    than the PSF. A pixel is cold when it lies ``COLD_SIGMA`` sigmas below both the median of
+    its 5 x 5 neighbours and the local floor (the 10th percentile of its ``COLD_BLOCK``-square
+    block): a dark lane or nebula sits at the floor and at its neighbours' level. Sigma is the
+    pixel-scale spread ``|image - 5 x 5 median|`` of the block (photon noise on a galaxy, a
+    plate's grain), at least the frame's. A defect's fainter ends (a charge trap's row
+    recovering) are the pixels joined to one (8-connected) that lie ``COLD_JOINED`` sigmas
+    below both; a row or column more than half of whose pixels lie that low is cold as a whole
+    (a bad row is often dimmed, not dead: the stars on it still show). Noise alone makes none:
+    a 10-sigma dip has odds of 1e-23.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W)
+        The frame, any units; non-finite pixels are not counted (they are bad already).
+
+    Returns
+    -------
+    cold : ndarray of bool, shape (H, W)
+    """
+    from scipy import ndimage
+
+    image = np.asarray(image, dtype=np.float64)
+    filled = fill_bad(image)[0]
+    local = ndimage.median_filter(filled, size=5, mode="mirror")
+    floor = _block_percentile(filled, 10, COLD_BLOCK)
+    spread = np.abs(filled - local)  # at the pixel's scale: noise (photon noise on a galaxy), a plate's grain
+    sigma = 1.4826 * np.maximum(_block_percentile(spread, 50, COLD_BLOCK), float(np.median(spread)))
+    with np.errstate(invalid="ignore"):
+        depth = np.minimum(floor - image, local - image)
+    seeds, low = depth > COLD_SIGMA * sigma, depth > COLD_JOINED * sigma
+    cold = np.zeros(image.shape, dtype=bool)
+    if seeds.any():
+        labels, _ = ndimage.label(low, structure=np.ones((3, 3)))
+        cold = np.isin(labels, np.unique(labels[seeds]))
+    finite = np.isfinite(image)
+    counted = [np.maximum(finite.sum(axis=axis), 1) for axis in (1, 0)]
+    cold[(low & finite).sum(axis=1) > 0.5 * counted[0], :] = True  # a cold row: a star on it may still show
+    cold[:, (low & finite).sum(axis=0) > 0.5 * counted[1]] = True
+    return cold & finite
+
+
+def _block_percentile(image: np.ndarray, q: float, block: int) -> np.ndarray:
+    """The ``q``-th percentile of each ``block``-square (edges repeated), interpolated back to every pixel."""
+    from scipy import ndimage
+
+    rows, cols = image.shape
+    padded = np.pad(image, ((0, -rows % block), (0, -cols % block)), mode="edge")
+    tiles = padded.reshape(padded.shape[0] // block, block, padded.shape[1] // block, block)
+    coarse = np.percentile(tiles, q, axis=(1, 3))
+    # block centres at (k + 1/2) block - 1/2: pixel p sits at (p + 1/2) / block - 1/2 in block units
+    grid = [(np.arange(n) + 0.5) / block - 0.5 for n in (rows, cols)]
+    return ndimage.map_coordinates(coarse, np.meshgrid(*grid, indexing="ij"), order=1, mode="nearest")
 
 
 class FittedStar(NamedTuple):

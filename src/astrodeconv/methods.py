@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import classical, networks  # noqa: F401  (they register the built-in methods)
-from .masks import check_result, fill_bad, restore_bad
+from .masks import check_result, fill_locally, restore_bad
 from .psf import check_image
 from .registry import METHODS, Method, available, check_params, get, register
 
@@ -26,7 +26,8 @@ def restore(observed: np.ndarray, psf: np.ndarray, method: str = "wiener", **par
     """Restore ``observed`` blurred by ``psf`` with a registered method.
 
     Non-finite pixels (NaN, inf) are masked (:mod:`astrodeconv.masks`): they are filled
-    with the median of the finite pixels for the computation and set to NaN in the result.
+    from the finite pixels near them for the computation (:func:`~astrodeconv.masks.fill_locally`)
+    and set to NaN in the result.
     A result that is not a restoration (non-finite pixels, or values far beyond the input's:
     :func:`astrodeconv.masks.check_result`) is an :class:`~astrodeconv.errors.InputError`.
 
@@ -57,7 +58,7 @@ def restore(observed: np.ndarray, psf: np.ndarray, method: str = "wiener", **par
     found = get(method)
     kwargs = check_params(found, params)
     observed, psf = check_image(observed, psf)
-    filled, bad = fill_bad(observed)
+    filled, bad = fill_locally(observed)
     estimate = np.asarray(found.func(filled, psf, **kwargs), dtype=np.float64)
     check_result(estimate, bad, float(np.max(np.abs(filled))))
     return restore_bad(estimate, bad)

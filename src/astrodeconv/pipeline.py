@@ -35,7 +35,7 @@ from . import io, methods, psf, selection, stream
 from .checks import DEFAULT_CHUNK, DEFAULT_TILE, finite_image, nonnegative_float, positive_float, tile_side
 from .errors import InputError
 from .forward import normalise, observe
-from .masks import check_result, fill_bad, model_trust, point_image, saturated_pixels, subtract_saturated, take_out
+from .masks import check_result, cold_pixels, fill_bad, fill_locally, model_trust, point_image, saturated_pixels, subtract_saturated, take_out
 from .points import POINT_THRESHOLD, fit_points, matched_psf
 from .wings import saturated_wings
 from .noise import estimate_sigma, gain_from_image, gain_from_noise_map, noise_statistics, photon_variance
@@ -170,7 +170,7 @@ def restore_array(
     found = methods.get(method)
     params = dict(params or {})
     sigma = _noise_level(sigma)
-    filled, bad = fill_bad(observed)
+    filled, bad = fill_locally(observed)
     psf.check_image(filled, kernel)
     if truth is not None and np.shape(truth) != filled.shape:
         raise InputError(f"the truth has shape {np.shape(truth)}, the image {filled.shape}; they must match")
@@ -244,6 +244,7 @@ def restore_file(
     point_sources: bool = True,
     noise_map: str | None = None,
     match_psf: bool = True,
+    cold: bool = True,
 ) -> Restoration:
     """Restore a FITS image into a new FITS file, keeping its header and adding provenance.
 
@@ -305,6 +306,10 @@ def restore_file(
         only reported: :func:`astrodeconv.points.matched_psf`; in memory only); and where three or
         more saturated stars show its outer profile wrong, measure it on them
         (:func:`astrodeconv.wings.saturated_wings`). False: the PSF as given.
+    cold : bool
+        Treat as bad the pixels far darker than everything around them (dead or cold pixels,
+        bad rows, a detector's ``-1`` flags: :func:`astrodeconv.masks.cold_pixels`), as a mask
+        would. In memory only.
     """
     found = methods.get(method)
     if backend not in BACKENDS:
@@ -335,7 +340,7 @@ def restore_file(
                                   (None if gain is None else math.inf if gain == math.inf
                                    else positive_float(gain, "--gain (electrons per image unit)"),
                                    None if read_noise is None else positive_float(read_noise, "--read-noise (electrons)")),
-                                  bool(point_sources), noise_map, bool(match_psf))
+                                  bool(point_sources), noise_map, bool(match_psf), bool(cold))
     return _restore_by_tiles(observed, output, found, psf_spec, params, (sigma, sigma_relative), model, tile, device,
                              backend, workers, scheduler, chunk, hdu, overwrite)
 
@@ -368,16 +373,24 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
                        saturation: float | None, mask: str | None, select: str,
                        detector: tuple[float | None, float | None] = (None, None),
                        point_sources: bool = True, noise_map: str | None = None,
-                       match_psf: bool = True) -> Restoration:
+                       match_psf: bool = True, cold: bool = True) -> Restoration:
     frame = io.read_frame(observed, hdu=hdu)
     image, header = frame.data, frame.header
     finite_image(image, f"{observed}: the image")
     bad = _bad_pixels(frame, mask, observed)
+    extensions, notes = {}, []
+    if cold:
+        dark = cold_pixels(np.where(bad, np.nan, image)) & ~bad
+        if dark.any():
+            bad |= dark
+            notes.append(f"{int(dark.sum())} cold pixels ({_regions(dark)} groups; rows or columns whole where "
+                         "most of one is cold) far darker than everything around them, as dead pixels, bad rows and "
+                         "a detector's flags are: treated as bad (NaN in the output, flagged in MASK; --keep-cold "
+                         "keeps them)")
     image = np.where(bad, np.nan, image)
     finite_image(image, f"{observed}: the image without its masked pixels")
     level = saturation_level(header, saturation)
     saturated = saturated_pixels(image, level)
-    extensions, notes = {}, []
     if psf_spec == STARS:
         found_psf = star_psf(image, header, saturation)
         spec, kernel = STARS, found_psf.psf
@@ -603,11 +616,12 @@ def star_psf(image: np.ndarray, header: Any, saturation: float | None = None) ->
 
 def psf_from_stars_file(observed: str | Path, output: str | Path, *, saturation: float | None = None,
                         hdu: int | str | None = None, overwrite: bool = False) -> Any:
-    """Estimate the PSF of a FITS frame from its stars and write it (cards ``ADNSTARS``, ``ADFWHM``, ``ADLOCSKY``:
-    each star taken on its own sky)."""
+    """Estimate the PSF of a FITS frame from its stars, cold pixels left out, and write it (cards ``ADNSTARS``,
+    ``ADFWHM``, ``ADLOCSKY``: each star taken on its own sky)."""
     io.check_output(output, overwrite)
     image, header = io.read_image(observed, hdu=hdu)
-    found = star_psf(finite_image(image, f"{observed}: the image"), header, saturation)
+    image = finite_image(image, f"{observed}: the image")
+    found = star_psf(np.where(cold_pixels(image), np.nan, image), header, saturation)  # as deconvolve sees it
     io.write_image(output, found.psf, provenance={"psf": f"stars of {Path(observed).name}"[:60],
                                                   "ADNSTARS": len(found.stars), "ADFWHM": round(found.fwhm, 4),
                                                   "ADLOCSKY": found.local_sky},

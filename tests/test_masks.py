@@ -1,0 +1,78 @@
+"""Cold pixels found without a mask, and bad pixels filled from their neighbours."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from astrodeconv.forward import blur
+from astrodeconv.masks import cold_pixels, fill_bad, fill_locally
+from astrodeconv.psf import gaussian
+
+
+def _field(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A CCD-like frame in electrons (sky 1000, a galaxy, stars, a dark lane) and its expected light."""
+    rows, cols = np.indices((200, 240))
+    galaxy = 8000.0 * np.exp(-np.hypot(rows - 100, cols - 120) / 25.0)
+    lane = 1.0 - 0.6 * np.exp(-0.5 * ((rows - 0.3 * cols - 64) / 2.0) ** 2)  # a dust lane 5 px wide, 60 % deep
+    stars = np.zeros((200, 240))
+    stars[rng.integers(5, 195, 40), rng.integers(5, 235, 40)] = rng.uniform(1e3, 3e5, 40)
+    light = 1000.0 + blur(galaxy * lane + stars, gaussian(3.0))
+    return rng.poisson(light).astype(np.float64), light
+
+
+def test_cold_pixels_are_defects_not_dark_sky():
+    rng = np.random.default_rng(3)
+    frame, light = _field(rng)
+    assert not cold_pixels(frame).any()  # noise, stars on a galaxy, a dark lane: nothing
+    broken = frame.copy()
+    broken[60, 30:42] = 10.0  # a charge trap's segment
+    broken[150, 200] = -1.0  # a pixel the detector flags
+    broken[120] *= 0.5  # a row read at half its level, stars and all
+    broken[30, 110:118] = light[30, 110:118] - np.linspace(800, 150, 8)  # its end recovering: 21 down to 4 sigma
+    cold = cold_pixels(broken)
+    assert cold[60, 30:42].all() and cold[150, 200] and cold[120].all()
+    assert cold[30, 110:116].all()  # the recovering end, joined to its seed
+    expected = np.zeros_like(cold)
+    expected[60, 30:42] = expected[150, 200] = expected[120] = expected[30, 110:118] = True
+    assert not (cold & ~expected).any()
+    with_nan = broken.copy()
+    with_nan[10:14, 10:14] = np.nan
+    assert not cold_pixels(with_nan)[10:14, 10:14].any()  # NaN is bad already
+
+
+def test_gaussian_noise_alone_has_no_cold_pixel():
+    noise = np.random.default_rng(0).normal(0.0, 0.01, (300, 300))
+    assert not cold_pixels(noise).any()
+
+
+def test_a_bad_row_is_filled_from_its_neighbours():
+    rng = np.random.default_rng(5)
+    frame, light = _field(rng)
+    holed = frame.copy()
+    holed[100] = np.nan  # across the galaxy
+    holed[20:24, 20:24] = np.nan
+    holed[170:200, 200:240] = np.nan  # a hole wider than one pass reaches, at the corner
+    local, bad = fill_locally(holed)
+    flat, same = fill_bad(holed)
+    assert np.array_equal(bad, same) and np.isfinite(local).all()
+    assert np.array_equal(local[~bad], frame[~bad])
+    error = lambda filled: np.median(np.abs(filled[100] - light[100]))  # noqa: E731
+    assert error(local) < 0.1 * error(flat)
+    assert error(local) < 3 * np.sqrt(light[100]).mean()
+
+
+def test_the_kpno_frame_s_bad_rows_are_found(shared_dir):
+    data = fits.getdata(shared_dir / "data" / "sky" / "m51_kpno_b.fits.gz").astype(np.float64)
+    cold = cold_pixels(data)
+    assert cold[109].all()  # a dimmed row across the frame
+    assert cold[298, 368:378].all() and cold[3, 76]  # a charge trap's segment; a pixel at -1
+    assert not cold[286:296, 246:257].any()  # a dust lane beside the bulge
+    assert cold.sum() < 0.003 * cold.size
+
+
+@pytest.mark.parametrize("name", ["horsehead_dss", "m67_dss1", "sdss_g_frame"])
+def test_plates_and_frames_keep_their_sky(shared_dir, name):
+    data = fits.getdata(shared_dir / "data" / "sky" / f"{name}.fits.gz").astype(np.float64)
+    assert cold_pixels(data).sum() < 20  # a plate's grain is its noise: at most a few dust spots
