@@ -36,7 +36,8 @@ def _image(shape=(150, 130), seed=0) -> np.ndarray:
 
 
 def _in_memory(data: np.ndarray, net) -> np.ndarray:
-    """The command line's in-memory rule: divide by the max, fill NaN by the median, mask after."""
+    """The tiles' rule: divide by the max, fill NaN by the whole image's median, mask after (in memory a NaN
+    is filled from its neighbours instead, :func:`astrodeconv.masks.fill_locally`)."""
     bad = ~np.isfinite(data)
     scale = float(data[~bad].max())
     y = np.where(bad, 0.0, data) / scale

@@ -11,6 +11,7 @@ cold pixels, bad rows) are found by :func:`cold_pixels` and made bad by the pipe
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple, Sequence
 
 import numpy as np
@@ -70,7 +71,7 @@ def fill_bad(image: np.ndarray, fill: float | None = None) -> tuple[np.ndarray, 
 
 
 #: Gaussian sigma (pixels) of :func:`fill_locally`'s first pass; each further pass doubles it.
-FILL_SIGMA, FILL_PASSES = 1.5, 8
+FILL_SIGMA, FILL_PASSES = 1.5, 4
 
 
 def fill_locally(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -79,8 +80,9 @@ def fill_locally(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     A bad row across a galaxy filled with the frame's median (:func:`fill_bad`) is a dark
     line the restoration spreads over the rows beside it; filled from its neighbours it is
     not there. Weights ``exp(-r^2 / 2 s^2)``, ``s = FILL_SIGMA`` px, doubled for the pixels a
-    pass cannot reach (holes wider than the kernel); the median for any left after
-    ``FILL_PASSES``. Needs the whole image (not for tiles, whose neighbours are elsewhere).
+    pass cannot reach, each pass computed on the box around the pixels left; holes wider
+    than ``FILL_PASSES`` passes reach (about 70 px) are filled with the median of the finite
+    pixels. Needs the whole image (not for tiles, whose neighbours are elsewhere).
 
     Returns
     -------
@@ -93,14 +95,18 @@ def fill_locally(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     bad = ~np.isfinite(image)
     if not bad.any() or bad.all():
         return fill_bad(image)
-    filled, todo, known = image.copy(), bad.copy(), (~bad).astype(np.float64)
-    values = np.where(bad, 0.0, image)
+    filled, todo = image.copy(), bad.copy()
     for k in range(FILL_PASSES):
         sigma = FILL_SIGMA * 2**k
+        rows, cols = np.flatnonzero(todo.any(axis=1)), np.flatnonzero(todo.any(axis=0))
+        reach = int(np.ceil(3 * sigma))
+        box = (slice(max(0, rows[0] - reach), rows[-1] + reach + 1), slice(max(0, cols[0] - reach), cols[-1] + reach + 1))
+        known = (~bad[box]).astype(np.float64)
         weight = gaussian_filter(known, sigma, mode="mirror", truncate=3.0)
-        reached = todo & (weight > 1e-3)
-        filled[reached] = gaussian_filter(values, sigma, mode="mirror", truncate=3.0)[reached] / weight[reached]
-        todo &= ~reached
+        mean = gaussian_filter(np.where(bad[box], 0.0, image[box]), sigma, mode="mirror", truncate=3.0)
+        reached = todo[box] & (weight > 1e-3)
+        filled[box][reached] = mean[reached] / weight[reached]
+        todo[box] &= ~reached
         if not todo.any():
             return filled, bad
     filled[todo] = finite_median(image)
@@ -172,10 +178,15 @@ def saturated_pixels(image: np.ndarray, level: float | None) -> np.ndarray:
         return np.isfinite(image) & (image >= level)
 
 
-#: A cold pixel lies this many sigmas below its neighbours and its block's floor (:func:`cold_pixels`); the
-#: pixels joined to one that lie more than ``COLD_JOINED`` sigmas below both are cold too.
-COLD_SIGMA, COLD_JOINED = 10.0, 3.0
-#: Side (pixels) of the blocks whose 10th percentile is the local floor a cold pixel lies below.
+#: A cold pixel lies this many sigmas below its neighbours and its block's floor (:func:`cold_pixels`), and
+#: below two opposite neighbours by this share of the light above the sky around it; the pixels joined to one
+#: that lie more than ``COLD_JOINED`` sigmas below its neighbours and the floor are cold too.
+COLD_SIGMA, COLD_DROP, COLD_JOINED = 10.0, 0.3, 3.0
+#: ... and at least this share of its dip below its 5 x 5 neighbours lies between it and the next pixels, which
+#: lie no more than ``COLD_WIDTH`` of that below the pixels beyond them.
+COLD_SHARP, COLD_WIDTH = 0.8, 0.3
+#: Side (pixels) of the blocks whose 10th percentile is the local floor a cold pixel lies below; the fewest
+#: pixels a row or column needs to be found cold as a whole.
 COLD_BLOCK = 16
 
 
@@ -185,18 +196,29 @@ def cold_pixels(image: np.ndarray) -> np.ndarray:
     No source makes a pixel darker than the sky beside it, and no real structure is sharper
     than the PSF. A pixel is cold when it lies ``COLD_SIGMA`` sigmas below both the median of
     its 5 x 5 neighbours and the local floor (the 10th percentile of its ``COLD_BLOCK``-square
-    block): a dark lane or nebula sits at the floor and at its neighbours' level. Sigma is the
-    pixel-scale spread ``|image - 5 x 5 median|`` of the block (photon noise on a galaxy, a
-    plate's grain), at least the frame's. A defect's fainter ends (a charge trap's row
-    recovering) are the pixels joined to one (8-connected) that lie ``COLD_JOINED`` sigmas
-    below both; a row or column more than half of whose pixels lie that low is cold as a whole
-    (a bad row is often dimmed, not dead: the stars on it still show). Noise alone makes none:
-    a 10-sigma dip has odds of 1e-23.
+    block), and below the mean of its two neighbours along one direction (a row, a column, a
+    diagonal) by ``COLD_SIGMA`` sigmas, by ``COLD_SHARP`` of its dip below the 5 x 5 median and
+    by ``COLD_DROP`` of that median's height above the sky (the lowest block floor of the
+    frame), those neighbours lying no more than ``COLD_WIDTH`` of that dip below the next pixels
+    out: a dip one pixel wide. A dust lane, as wide as the PSF at least, dips over several
+    pixels, however bright the galaxy behind it; a dead pixel or row in one. Sigma is the block's pixel-scale spread, the median of
+    ``|image - 5 x 5 median|`` (photon noise on a galaxy, a plate's grain), at least the
+    frame's (with a trimmed root-mean-square, so that integer data with a noise under one step
+    is not taken as noiseless). A defect's fainter ends (a charge trap's row recovering) are
+    the pixels joined to one (8-connected) that lie ``COLD_JOINED`` sigmas below both, with as
+    sharp a dip (not on the frame's edge: a gradient there is not a defect); a row
+    (column) of ``COLD_BLOCK`` pixels or more, not at the edge, more than half of whose pixels lie
+    that far below the mean of the rows (columns) beside them, is cold as a whole (a bad row is
+    often dimmed, not dead: the stars on it still show). Bad
+    (non-finite) pixels are filled from their neighbours first (:func:`fill_locally`) and not
+    counted. Noise alone makes none: a 10-sigma dip has odds of 1e-23.
+
+    About a second per megapixel (the 5 x 5 median); at its peak 17 times the frame's float64 size in memory.
 
     Parameters
     ----------
     image : ndarray, shape (H, W)
-        The frame, any units; non-finite pixels are not counted (they are bad already).
+        The frame, any units.
 
     Returns
     -------
@@ -205,33 +227,70 @@ def cold_pixels(image: np.ndarray) -> np.ndarray:
     from scipy import ndimage
 
     image = np.asarray(image, dtype=np.float64)
-    filled = fill_bad(image)[0]
+    filled, bad = fill_locally(image)
     local = ndimage.median_filter(filled, size=5, mode="mirror")
     floor = _block_percentile(filled, 10, COLD_BLOCK)
-    spread = np.abs(filled - local)  # at the pixel's scale: noise (photon noise on a galaxy), a plate's grain
-    sigma = 1.4826 * np.maximum(_block_percentile(spread, 50, COLD_BLOCK), float(np.median(spread)))
+    spread = np.where(bad, np.nan, np.abs(filled - local))  # pixel scale: noise, photon noise, a plate's grain
+    values = spread[~bad]
+    trimmed = values[values <= np.percentile(values, 90)]
+    top = float(trimmed.max()) if trimmed.size and trimmed.max() > 0 else 1.0  # no overflow on huge values
+    frame = max(1.4826 * float(np.median(values)), top * float(np.sqrt(np.mean((trimmed / top) ** 2))))
+    sigma = np.maximum(1.4826 * _block_percentile(spread, 50, COLD_BLOCK), frame)
+    sky = float(floor.min())  # the darkest block's floor: below the sky, whatever fills the frame
+    padded = np.pad(filled, 2, mode="edge")
+    rows, cols = filled.shape
+
+    def pair(dy: int, dx: int) -> np.ndarray:  # mean of the pixels at +-(dy, dx)
+        return 0.5 * (padded[2 + dy : 2 + dy + rows, 2 + dx : 2 + dx + cols]
+                      + padded[2 - dy : 2 - dy + rows, 2 - dx : 2 - dx + cols])
+
+    # how far each pixel lies below its two neighbours along four directions, where those lie as high as the
+    # next two out (a dip one pixel wide: a lane as wide as the PSF dips over several)
+    dips, sharp = [], np.zeros(filled.shape)
+    for dy, dx in ((1, 0), (0, 1), (1, 1), (1, -1)):
+        near, far = pair(dy, dx), pair(2 * dy, 2 * dx)
+        dip = near - filled
+        dip = np.where(far - near < COLD_WIDTH * dip, dip, 0.0)
+        np.maximum(sharp, dip, out=sharp)
+        dips.append(dip if dx == 0 or dy == 0 else None)  # rows and columns are judged whole below
+    sharp[[0, -1], :], sharp[:, [0, -1]] = 0.0, 0.0  # an edge pixel has neighbours on one side only
     with np.errstate(invalid="ignore"):
         depth = np.minimum(floor - image, local - image)
-    seeds, low = depth > COLD_SIGMA * sigma, depth > COLD_JOINED * sigma
+        at_pixel_scale = sharp > COLD_SHARP * (local - image)
+        seeds = ((depth > COLD_SIGMA * sigma) & (sharp > COLD_SIGMA * sigma) & at_pixel_scale
+                 & (sharp > COLD_DROP * np.maximum(local - sky, 0.0)))
+        low = (depth > COLD_JOINED * sigma) & (sharp > COLD_JOINED * sigma) & at_pixel_scale
     cold = np.zeros(image.shape, dtype=bool)
     if seeds.any():
         labels, _ = ndimage.label(low, structure=np.ones((3, 3)))
         cold = np.isin(labels, np.unique(labels[seeds]))
-    finite = np.isfinite(image)
-    counted = [np.maximum(finite.sum(axis=axis), 1) for axis in (1, 0)]
-    cold[(low & finite).sum(axis=1) > 0.5 * counted[0], :] = True  # a cold row: a star on it may still show
-    cold[:, (low & finite).sum(axis=0) > 0.5 * counted[1]] = True
+    finite = ~bad
+    for axis, dip in ((1, dips[0]), (0, dips[1])):  # rows: below the rows beside them; columns: beside them
+        with np.errstate(invalid="ignore"):
+            below = (dip > COLD_JOINED * sigma) & finite
+        counted = finite.sum(axis=axis)
+        line = (below.sum(axis=axis) > 0.5 * counted) & (counted >= COLD_BLOCK)
+        line[[0, -1]] = False  # an edge has neighbours on one side only (a gradient is not a defect)
+        if axis == 1:
+            cold[line, :] = True  # a cold row: a star on it may still show
+        else:
+            cold[:, line] = True
     return cold & finite
 
 
 def _block_percentile(image: np.ndarray, q: float, block: int) -> np.ndarray:
-    """The ``q``-th percentile of each ``block``-square (edges repeated), interpolated back to every pixel."""
+    """The ``q``-th percentile of the finite pixels of each ``block``-square (edges repeated), interpolated back to
+    every pixel."""
     from scipy import ndimage
 
     rows, cols = image.shape
     padded = np.pad(image, ((0, -rows % block), (0, -cols % block)), mode="edge")
     tiles = padded.reshape(padded.shape[0] // block, block, padded.shape[1] // block, block)
-    coarse = np.percentile(tiles, q, axis=(1, 3))
+    with warnings.catch_warnings():  # a block of NaN only: NaN, then the nearest block's
+        warnings.simplefilter("ignore", RuntimeWarning)
+        coarse = np.nanpercentile(tiles, q, axis=(1, 3))
+    if np.isnan(coarse).any():
+        coarse = fill_locally(coarse)[0]
     # block centres at (k + 1/2) block - 1/2: pixel p sits at (p + 1/2) / block - 1/2 in block units
     grid = [(np.arange(n) + 0.5) / block - 0.5 for n in (rows, cols)]
     return ndimage.map_coordinates(coarse, np.meshgrid(*grid, indexing="ij"), order=1, mode="nearest")

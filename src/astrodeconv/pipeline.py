@@ -35,7 +35,8 @@ from . import io, methods, psf, selection, stream
 from .checks import DEFAULT_CHUNK, DEFAULT_TILE, finite_image, nonnegative_float, positive_float, tile_side
 from .errors import InputError
 from .forward import normalise, observe
-from .masks import check_result, cold_pixels, fill_bad, fill_locally, model_trust, point_image, saturated_pixels, subtract_saturated, take_out
+from .masks import (check_result, cold_pixels, fill_bad, fill_locally, model_trust, point_image, restore_bad,
+                    saturated_pixels, subtract_saturated, take_out)
 from .points import POINT_THRESHOLD, fit_points, matched_psf
 from .wings import saturated_wings
 from .noise import estimate_sigma, gain_from_image, gain_from_noise_map, noise_statistics, photon_variance
@@ -180,9 +181,8 @@ def restore_array(
     if sigma is None and (found.takes_sigma or selecting):
         sigma = estimate_sigma(filled)  # on the image itself, not on its mirror
     pad = mirror_width(found, kernel, boundary, filled.shape)
-    if pad:  # the rest sees the image mirrored beyond its edges (bad pixels mirrored too)
+    if pad:  # the rest sees the image mirrored beyond its edges (bad pixels filled, then mirrored)
         filled = np.pad(filled, pad, mode="symmetric")
-        observed = np.where(np.pad(bad, pad, mode="symmetric"), np.nan, filled)
         truth = None if truth is None else np.pad(np.asarray(truth, dtype=np.float64), pad, mode="symmetric")
     if found.takes_sigma and "sigma" not in params:
         params["sigma"] = float(f"{float(sigma):.6g}")
@@ -193,8 +193,8 @@ def restore_array(
                                   sigma=sigma if fit_sigma is None else _noise_level(fit_sigma),
                                   border=ORACLE_BORDER + pad)  # the oracle scores the image, not its mirror
         params = {**chosen, **params}
-    estimate = methods.restore(observed, kernel, method, **params)
-    return (estimate[pad:-pad, pad:-pad] if pad else estimate), params
+    estimate = methods.restore(filled, kernel, method, **params)
+    return restore_bad(estimate[pad:-pad, pad:-pad] if pad else estimate, bad), params
 
 
 def mirror_width(found: methods.Method, kernel: np.ndarray, boundary: str = "mirror",
@@ -383,7 +383,7 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
         dark = cold_pixels(np.where(bad, np.nan, image)) & ~bad
         if dark.any():
             bad |= dark
-            notes.append(f"{int(dark.sum())} cold pixels ({_regions(dark)} groups; rows or columns whole where "
+            notes.append(f"{int(dark.sum())} cold pixels ({_regions(dark, diagonal=True)} groups; rows or columns whole where "
                          "most of one is cold) far darker than everything around them, as dead pixels, bad rows and "
                          "a detector's flags are: treated as bad (NaN in the output, flagged in MASK; --keep-cold "
                          "keeps them)")
@@ -549,10 +549,10 @@ def _detector_noise(y: np.ndarray, sigma: float, scale: float, header: Any, dete
     return (None if gain is None else gain * scale), sigma, fit_sigma
 
 
-def _regions(mask: np.ndarray) -> int:
+def _regions(mask: np.ndarray, diagonal: bool = False) -> int:
     from scipy import ndimage
 
-    return int(ndimage.label(mask)[1])
+    return int(ndimage.label(mask, structure=np.ones((3, 3)) if diagonal else None)[1])
 
 
 def _noise_map(frame: io.Frame, noise_map: str | None, observed: Path) -> np.ndarray | None:
@@ -621,7 +621,7 @@ def psf_from_stars_file(observed: str | Path, output: str | Path, *, saturation:
     io.check_output(output, overwrite)
     image, header = io.read_image(observed, hdu=hdu)
     image = finite_image(image, f"{observed}: the image")
-    found = star_psf(np.where(cold_pixels(image), np.nan, image), header, saturation)  # as deconvolve sees it
+    found = star_psf(np.where(cold_pixels(image), np.nan, image), header, saturation)  # as deconvolve's default
     io.write_image(output, found.psf, provenance={"psf": f"stars of {Path(observed).name}"[:60],
                                                   "ADNSTARS": len(found.stars), "ADFWHM": round(found.fwhm, 4),
                                                   "ADLOCSKY": found.local_sky},
