@@ -39,6 +39,32 @@ def test_psf_from_stars_has_the_true_width(observed, tmp_path, capsys):
     assert kernel.min() >= 0 and abs(kernel.sum() - 1) < 1e-5
 
 
+def test_psf_from_stars_leaves_out_bad_pixels_as_deconvolve_does(observed, tmp_path):
+    path, true_psf = observed
+    data, header = fits.getdata(path), fits.getheader(path)
+    flags = np.zeros(data.shape, np.uint8)
+    flags[:, : data.shape[1] // 2] = 1  # half the frame flagged: its stars are not used
+    fits.writeto(tmp_path / "mask.fits", flags)
+    dq = tmp_path / "sci.fits"  # the same flags as an instrument's DQ extension
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data, header, name="SCI"),
+                  fits.ImageHDU(flags.astype(np.int32), name="DQ")]).writeto(dq)
+    used = {}
+    for name, args in (("all", [str(path)]), ("mask", [str(path), "--mask", str(tmp_path / "mask.fits")]),
+                       ("dq", [str(dq)])):
+        assert main(["psf", "--from-stars", *args, "-o", str(tmp_path / f"psf-{name}.fits")]) == 0
+        used[name] = fits.getheader(tmp_path / f"psf-{name}.fits")["ADNSTARS"]
+    assert used["mask"] == used["dq"] < used["all"]
+    broken = data.astype(np.float64)
+    broken[::16] = 0.0  # dead rows through the field, found as cold
+    fits.writeto(tmp_path / "rows.fits", broken, header)
+    codes = {name: main(["psf", "--from-stars", str(tmp_path / "rows.fits"), *extra, "-o", str(tmp_path / f"psf-{name}.fits")])
+             for name, extra in (("found", []), ("kept", ["--keep-cold"]))}
+    found = fits.getheader(tmp_path / "psf-found.fits")
+    assert codes["found"] == 0 and abs(found["ADFWHM"] - psf.fwhm(true_psf)) < 0.1 * psf.fwhm(true_psf)
+    # kept as data, the dead rows cross the stars' cutouts: the estimate is refused or another
+    assert codes["kept"] != 0 or fits.getheader(tmp_path / "psf-kept.fits")["ADFWHM"] != found["ADFWHM"]
+
+
 def test_deconvolve_with_psf_stars_records_the_psf(observed, tmp_path, capsys):
     path, true_psf = observed
     out = tmp_path / "out.fits"

@@ -96,6 +96,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from-stars", type=Path, metavar="OBS", help="estimate the PSF from the isolated, unsaturated "
                    "stars of this FITS image (photutils' EPSFBuilder)")
     p.add_argument("--saturate", type=float, help="--from-stars: saturation level, image units (default: SATURATE)")
+    p.add_argument("--mask", metavar="FILE|HDU", help="--from-stars: bad pixels, non-zero = bad (default: a DQ "
+                   "extension)")
+    p.add_argument("--keep-cold", dest="cold", action="store_false", help="--from-stars: keep the pixels far darker "
+                   "than everything around them (default: left out, as dead pixels and bad rows are)")
     for flag, kind, text in (("--fwhm", float, "full width at half maximum, pixels"), ("--beta", float, "Moffat power"),
                              ("--size", int, "side of the grid, pixels"), ("--nr", float, "airy-paper: Airy radii")):
         p.add_argument(flag, type=kind, help=text)
@@ -246,7 +250,7 @@ def _cmd_psf(args: argparse.Namespace) -> int:
         raise InputError("give either a PSF model (e.g. `psf gaussian --fwhm 3`) or --from-stars OBS.fits")
     if args.from_stars is not None:
         found = psf_from_stars_file(args.from_stars, args.output, saturation=args.saturate, hdu=_hdu(args.hdu),
-                                    overwrite=args.overwrite)
+                                    overwrite=args.overwrite, mask=args.mask, cold=args.cold)
         print(f"{found.summary()} -> {args.output}")
         return 0
     spec, kernel, width = write_psf(args.model, args.output, overwrite=args.overwrite, fwhm=args.fwhm, beta=args.beta,

@@ -377,16 +377,8 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
     frame = io.read_frame(observed, hdu=hdu)
     image, header = frame.data, frame.header
     finite_image(image, f"{observed}: the image")
-    bad = _bad_pixels(frame, mask, observed)
     extensions, notes = {}, []
-    if cold:
-        dark = cold_pixels(np.where(bad, np.nan, image)) & ~bad
-        if dark.any():
-            bad |= dark
-            notes.append(f"{int(dark.sum())} cold pixels ({_regions(dark, diagonal=True)} groups; rows or columns whole where "
-                         "most of one is cold) far darker than everything around them, as dead pixels, bad rows and "
-                         "a detector's flags are: treated as bad (NaN in the output, flagged in MASK; --keep-cold "
-                         "keeps them)")
+    bad = _bad_pixels(frame, mask, observed, cold, notes)
     image = np.where(bad, np.nan, image)
     finite_image(image, f"{observed}: the image without its masked pixels")
     level = saturation_level(header, saturation)
@@ -575,10 +567,13 @@ def _noise_map(frame: io.Frame, noise_map: str | None, observed: Path) -> np.nda
     return values
 
 
-def _bad_pixels(frame: io.Frame, mask: str | None, observed: Path) -> np.ndarray:
-    """Pixels not to trust: non-finite, flagged by the file's ``DQ`` extension, or non-zero in ``mask``.
+def _bad_pixels(frame: io.Frame, mask: str | None, observed: Path, cold: bool = True,
+                notes: list[str] | None = None) -> np.ndarray:
+    """Pixels not to trust: non-finite, flagged by the file's ``DQ`` extension, non-zero in ``mask``, or cold.
 
     ``mask`` is a FITS file or the name (or index) of an HDU of ``observed``; non-zero means bad.
+    ``cold``: also the pixels far darker than everything around them (:func:`cold_pixels`),
+    said in ``notes``.
     """
     bad = ~np.isfinite(frame.data)
     if frame.quality is not None:
@@ -590,6 +585,14 @@ def _bad_pixels(frame: io.Frame, mask: str | None, observed: Path) -> np.ndarray
             raise InputError(f"--mask {mask} is {flags.shape[0]} x {flags.shape[1]} px, the image "
                              f"{frame.data.shape[0]} x {frame.data.shape[1]}")
         bad |= np.nan_to_num(flags, nan=1.0) != 0
+    if cold:
+        dark = cold_pixels(np.where(bad, np.nan, frame.data)) & ~bad
+        if dark.any() and notes is not None:
+            notes.append(f"{int(dark.sum())} cold pixels ({_regions(dark, diagonal=True)} groups; rows or columns whole "
+                         "where most of one is cold) far darker than everything around them, as dead pixels, bad rows "
+                         "and a detector's flags are: treated as bad (NaN in the output, flagged in MASK; --keep-cold "
+                         "keeps them)")
+        bad |= dark
     return bad
 
 
@@ -615,13 +618,16 @@ def star_psf(image: np.ndarray, header: Any, saturation: float | None = None) ->
 
 
 def psf_from_stars_file(observed: str | Path, output: str | Path, *, saturation: float | None = None,
-                        hdu: int | str | None = None, overwrite: bool = False) -> Any:
-    """Estimate the PSF of a FITS frame from its stars, cold pixels left out, and write it (cards ``ADNSTARS``,
-    ``ADFWHM``, ``ADLOCSKY``: each star taken on its own sky)."""
+                        hdu: int | str | None = None, overwrite: bool = False, mask: str | None = None,
+                        cold: bool = True) -> Any:
+    """Estimate the PSF of a FITS frame from its stars and write it (cards ``ADNSTARS``, ``ADFWHM``, ``ADLOCSKY``:
+    each star taken on its own sky). Its bad pixels are left out as ``deconvolve`` leaves them out: non-finite,
+    a ``DQ`` extension's, ``mask``'s and, with ``cold``, the cold ones."""
     io.check_output(output, overwrite)
-    image, header = io.read_image(observed, hdu=hdu)
-    image = finite_image(image, f"{observed}: the image")
-    found = star_psf(np.where(cold_pixels(image), np.nan, image), header, saturation)  # as deconvolve's default
+    frame = io.read_frame(observed, hdu=hdu)
+    image = finite_image(frame.data, f"{observed}: the image")
+    bad = _bad_pixels(frame, mask, Path(observed), cold)
+    found = star_psf(np.where(bad, np.nan, image), frame.header, saturation)
     io.write_image(output, found.psf, provenance={"psf": f"stars of {Path(observed).name}"[:60],
                                                   "ADNSTARS": len(found.stars), "ADFWHM": round(found.fwhm, 4),
                                                   "ADLOCSKY": found.local_sky},

@@ -257,8 +257,12 @@ def estimate_psf(
         stars = extract_stars(nddata, table, size=(size, size))
 
         def build(cutouts: Any) -> np.ndarray:
-            return np.asarray(EPSFBuilder(oversampling=1, maxiters=10, progress_bar=False)(cutouts)[0].data,
-                              dtype=np.float64)
+            try:
+                epsf = EPSFBuilder(oversampling=1, maxiters=10, progress_bar=False)(cutouts)[0]
+            except (TypeError, ValueError, IndexError) as exc:  # photutils fails on stars it cannot fit
+                raise InputError(f"photutils' EPSFBuilder could not build a PSF from the {len(kept)} stars found "
+                                 f"({type(exc).__name__}: {exc}); give the PSF with --psf") from None
+            return np.asarray(epsf.data, dtype=np.float64)
 
         kernel = build(stars)
         # stars on a galaxy's light leave it under the PSF as a flat floor: then each is taken on its own sky,
