@@ -55,6 +55,23 @@ def test_a_dust_lane_on_a_bright_galaxy_is_not_cold():
         assert not cold_pixels(100.0 + blur(galaxy * lane, gaussian(2.5))).any()  # nor a noiseless model
 
 
+def test_lines_are_cold_whole_but_not_edges_and_lanes_along_them():
+    rng = np.random.default_rng(6)
+    rows, cols = np.indices((200, 240))
+    sky = np.full((200, 240), 1000.0)
+    sky[rng.integers(3, 197, 60), rng.integers(3, 237, 60)] += rng.uniform(2e3, 5e4, 60)
+    frame = rng.poisson(blur(sky, gaussian(3.0))).astype(np.float64)
+    frame[70] *= 0.5  # a dimmed row and a dimmed column
+    frame[:, 150] *= 0.5
+    cold = cold_pixels(frame)
+    assert cold[70].all() and cold[:, 150].all() and not (cold & (rows != 70) & (cols != 150)).any()
+    for level in (1e4, 1e6):
+        step = 100.0 + level * np.where(rows < 100, 1.0, 0.9)  # a sharp step: its dark side is no line
+        lane = 100.0 + level * np.where(np.abs(rows - 100) <= 2, 0.2, 1.0)  # a lane 5 rows wide, seen through the PSF
+        for scene in (step, blur(lane, gaussian(2.0))):
+            assert not cold_pixels(rng.poisson(scene).astype(np.float64)).any()
+
+
 def test_integer_frames_with_little_noise_are_not_cold():
     rng = np.random.default_rng(4)
     quantised = np.round(1000 + rng.normal(0.0, 0.4, (256, 256))).astype(np.uint16)  # most pixels equal

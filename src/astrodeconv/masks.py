@@ -208,7 +208,8 @@ def cold_pixels(image: np.ndarray) -> np.ndarray:
     the pixels joined to one (8-connected) that lie ``COLD_JOINED`` sigmas below both, with as
     sharp a dip (not on the frame's edge: a gradient there is not a defect); a row
     (column) of ``COLD_BLOCK`` pixels or more, not at the edge, more than half of whose pixels lie
-    that far below the mean of the rows (columns) beside them, is cold as a whole (a bad row is
+    that far below both rows (columns) beside them, one pixel wide, and below their 5 x 5 median
+    and floor, is cold as a whole (a bad row is
     often dimmed, not dead: the stars on it still show). Bad
     (non-finite) pixels are filled from their neighbours first (:func:`fill_locally`) and not
     counted. Noise alone makes none: a 10-sigma dip has odds of 1e-23.
@@ -246,13 +247,12 @@ def cold_pixels(image: np.ndarray) -> np.ndarray:
 
     # how far each pixel lies below its two neighbours along four directions, where those lie as high as the
     # next two out (a dip one pixel wide: a lane as wide as the PSF dips over several)
-    dips, sharp = [], np.zeros(filled.shape)
+    sharp = np.zeros(filled.shape)
     for dy, dx in ((1, 0), (0, 1), (1, 1), (1, -1)):
         near, far = pair(dy, dx), pair(2 * dy, 2 * dx)
         dip = near - filled
         dip = np.where(far - near < COLD_WIDTH * dip, dip, 0.0)
         np.maximum(sharp, dip, out=sharp)
-        dips.append(dip if dx == 0 or dy == 0 else None)  # rows and columns are judged whole below
     sharp[[0, -1], :], sharp[:, [0, -1]] = 0.0, 0.0  # an edge pixel has neighbours on one side only
     with np.errstate(invalid="ignore"):
         depth = np.minimum(floor - image, local - image)
@@ -265,9 +265,12 @@ def cold_pixels(image: np.ndarray) -> np.ndarray:
         labels, _ = ndimage.label(low, structure=np.ones((3, 3)))
         cold = np.isin(labels, np.unique(labels[seeds]))
     finite = ~bad
-    for axis, dip in ((1, dips[0]), (0, dips[1])):  # rows: below the rows beside them; columns: beside them
-        with np.errstate(invalid="ignore"):
-            below = (dip > COLD_JOINED * sigma) & finite
+    for axis, (dy, dx) in ((1, (1, 0)), (0, (0, 1))):  # rows: below both rows beside them; columns: both beside
+        beside = np.minimum(padded[2 + dy : 2 + dy + rows, 2 + dx : 2 + dx + cols],
+                            padded[2 - dy : 2 - dy + rows, 2 - dx : 2 - dx + cols]) - filled
+        one_wide = pair(2 * dy, 2 * dx) - pair(dy, dx) < COLD_WIDTH * (pair(dy, dx) - filled)  # not a lane's middle
+        with np.errstate(invalid="ignore"):  # (a step's dark side lies below one side only)
+            below = (beside > COLD_JOINED * sigma) & (depth > COLD_JOINED * sigma) & one_wide & finite
         counted = finite.sum(axis=axis)
         line = (below.sum(axis=axis) > 0.5 * counted) & (counted >= COLD_BLOCK)
         line[[0, -1]] = False  # an edge has neighbours on one side only (a gradient is not a defect)
