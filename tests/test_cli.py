@@ -92,6 +92,18 @@ def test_nan_pixels_are_masked_and_stay_nan(tmp_path, clean_fits):
     assert np.isfinite(restored).sum() == restored.size - 10
 
 
+def test_a_mask_over_the_whole_frame_and_stray_star_options_are_refused(tmp_path, capsys, clean_fits):
+    obs = _simulate(clean_fits, tmp_path)
+    everything = _write(tmp_path / "all.fits", np.ones(fits.getdata(obs).shape, np.uint8))
+    for command in (["deconvolve", str(obs), "-o", str(tmp_path / "o.fits")],
+                    ["psf", "--from-stars", str(obs), "-o", str(tmp_path / "p.fits")]):
+        assert main([*command, "--mask", str(everything)]) == 2
+        assert "without its masked pixels has no finite pixel" in capsys.readouterr().err
+    for stray in (["--mask", str(everything)], ["--keep-cold"], ["--saturate", "6e4"]):
+        assert main(["psf", "gaussian", "--fwhm", "3", "-o", str(tmp_path / "g.fits"), *stray]) == 2
+        assert "--from-stars only" in capsys.readouterr().err
+
+
 def _write(path, data):
     fits.writeto(path, data)
     return path

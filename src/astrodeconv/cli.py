@@ -248,6 +248,8 @@ def _cmd_psf(args: argparse.Namespace) -> int:
 
     if (args.model is None) == (args.from_stars is None):
         raise InputError("give either a PSF model (e.g. `psf gaussian --fwhm 3`) or --from-stars OBS.fits")
+    if args.from_stars is None and (args.saturate is not None or args.mask is not None or not args.cold):
+        raise InputError("--saturate, --mask and --keep-cold apply to --from-stars only")
     if args.from_stars is not None:
         found = psf_from_stars_file(args.from_stars, args.output, saturation=args.saturate, hdu=_hdu(args.hdu),
                                     overwrite=args.overwrite, mask=args.mask, cold=args.cold)

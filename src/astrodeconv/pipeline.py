@@ -585,7 +585,7 @@ def _bad_pixels(frame: io.Frame, mask: str | None, observed: Path, cold: bool = 
             raise InputError(f"--mask {mask} is {flags.shape[0]} x {flags.shape[1]} px, the image "
                              f"{frame.data.shape[0]} x {frame.data.shape[1]}")
         bad |= np.nan_to_num(flags, nan=1.0) != 0
-    if cold:
+    if cold and not bad.all():  # (all bad: the caller says so, naming the file)
         dark = cold_pixels(np.where(bad, np.nan, frame.data)) & ~bad
         if dark.any() and notes is not None:
             notes.append(f"{int(dark.sum())} cold pixels ({_regions(dark, diagonal=True)} groups; rows or columns whole "
@@ -627,7 +627,8 @@ def psf_from_stars_file(observed: str | Path, output: str | Path, *, saturation:
     frame = io.read_frame(observed, hdu=hdu)
     image = finite_image(frame.data, f"{observed}: the image")
     bad = _bad_pixels(frame, mask, Path(observed), cold)
-    found = star_psf(np.where(bad, np.nan, image), frame.header, saturation)
+    image = finite_image(np.where(bad, np.nan, image), f"{observed}: the image without its masked pixels")
+    found = star_psf(image, frame.header, saturation)
     io.write_image(output, found.psf, provenance={"psf": f"stars of {Path(observed).name}"[:60],
                                                   "ADNSTARS": len(found.stars), "ADFWHM": round(found.fwhm, 4),
                                                   "ADLOCSKY": found.local_sky},
