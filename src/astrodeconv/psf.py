@@ -28,6 +28,13 @@ FLUX_FRACTION = 0.995
 NEGATIVE_TOLERANCE = 0.01
 #: Largest side of a PSF grid, pixels (34 MB as float64); a larger one is refused before it is allocated.
 MAX_PSF_SIDE = 2049
+#: Narrowest FWHM a model PSF may have, pixels: narrower, it is a point on the pixel grid.
+MIN_FWHM = 0.01
+
+
+def _fwhm(value: float) -> float:
+    """A model PSF's FWHM, pixels: a finite number of at least :data:`MIN_FWHM`."""
+    return float_above(value, "fwhm", MIN_FWHM - 1e-12, f"a positive number of pixels, at least {MIN_FWHM} (narrower is a point)")
 
 
 def _airy_ee_radius() -> float:
@@ -115,7 +122,7 @@ def airy(fwhm: float, size: int | None = None) -> np.ndarray:
     >>> h.shape[0] % 2, round(float(fwhm(h)), 1)
     (1, 4.0)
     """
-    fwhm = positive_float(fwhm, "fwhm", "number of pixels")
+    fwhm = _fwhm(fwhm)
     scale = 2 * AIRY_HWHM / fwhm  # r units per pixel
     rr = _radius_grid(_airy_size(fwhm) if size is None else size) * scale
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -145,7 +152,7 @@ def gaussian(fwhm: float, size: int | None = None) -> np.ndarray:
     >>> h.shape, round(float(fwhm(h)), 1)
     ((13, 13), 4.0)
     """
-    fwhm = positive_float(fwhm, "fwhm", "number of pixels")
+    fwhm = _fwhm(fwhm)
     sigma = fwhm / (2 * np.sqrt(2 * np.log(2)))
     rr = _radius_grid(_gaussian_size(fwhm) if size is None else size)
     psf = np.exp(-0.5 * (rr / sigma) ** 2)
@@ -175,7 +182,7 @@ def moffat(fwhm: float, beta: float = 3.0, size: int | None = None) -> np.ndarra
     >>> round(float(fwhm(h)), 1)
     5.0
     """
-    fwhm = positive_float(fwhm, "fwhm", "number of pixels")
+    fwhm = _fwhm(fwhm)
     beta = _moffat_beta(beta)
     alpha = fwhm / (2 * np.sqrt(2 ** (1 / beta) - 1))
     rr = _radius_grid(_moffat_size(fwhm, beta) if size is None else size)
@@ -425,7 +432,7 @@ def _default_side(name: str, kwargs: dict[str, float]) -> int:
     """The grid side that model ``name`` would build from ``kwargs`` (checked, nothing allocated)."""
     if name == "airy-paper":
         return _check_side(positive_int(kwargs.get("size", 64), "size"))
-    fwhm = positive_float(kwargs["fwhm"], "fwhm", "number of pixels")
+    fwhm = _fwhm(kwargs["fwhm"])
     if name == "airy":
         return _airy_size(fwhm)
     if name == "gaussian":
