@@ -33,7 +33,11 @@ from astrodeconv.cli import main  # noqa: E402
 from astrodeconv.errors import InputError  # noqa: E402
 
 P = ["--psf", "gaussian:fwhm=3"]
-FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# One fixed draw per test, so that a run is reproducible (and CI does not fail by the luck of the draw); a change
+# to what these tests reach deserves fresh draws: `ASTRODECONV_FUZZ=1 pytest tests/test_hardening.py` (with
+# `--hypothesis-seed=N` to replay one).
+FUZZ = settings(max_examples=40, deadline=None, derandomize="ASTRODECONV_FUZZ" not in os.environ,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def _scene(n: int = 64, seed: int = 0) -> np.ndarray:
