@@ -38,14 +38,13 @@ def _stars(observed: np.ndarray, sky: float, sigma: float) -> np.ndarray:
 
 
 def _aperture_ratio(restored: np.ndarray, observed: np.ndarray, sky: float, xy: np.ndarray) -> tuple[float, float, float]:
+    """Median (16th, 84th percentiles) of restored / observed 4 FWHM aperture flux, apertures free of NaN."""
     from photutils.aperture import CircularAperture, aperture_photometry
 
     aperture = CircularAperture(xy, r=4 * FWHM)
-    usable = [np.isfinite(aperture_photometry(image, aperture)["aperture_sum"]) for image in (restored, observed)]
-    keep = usable[0] & usable[1]
-    sums = [np.asarray(aperture_photometry(image - sky, CircularAperture(xy[keep], r=4 * FWHM))["aperture_sum"])
-            for image in (restored, observed)]
-    ratio = sums[0] / sums[1]
+    restored_sum, observed_sum = (np.asarray(aperture_photometry(image - sky, aperture)["aperture_sum"])
+                                  for image in (restored, observed))
+    ratio = (restored_sum / observed_sum)[np.isfinite(restored_sum) & np.isfinite(observed_sum)]
     return float(np.median(ratio)), float(np.percentile(ratio, 16)), float(np.percentile(ratio, 84))
 
 

@@ -194,25 +194,26 @@ def cold_pixels(image: np.ndarray) -> np.ndarray:
     """Mask of the pixels far darker than everything around them: dead, cold or flagged (``-1``) by the detector.
 
     No source makes a pixel darker than the sky beside it, and no real structure is sharper
-    than the PSF. A pixel is cold when it lies ``COLD_SIGMA`` sigmas below both the median of
-    its 5 x 5 neighbours and the local floor (the 10th percentile of its ``COLD_BLOCK``-square
-    block), and below the mean of its two neighbours along one direction (a row, a column, a
-    diagonal) by ``COLD_SIGMA`` sigmas, by ``COLD_SHARP`` of its dip below the 5 x 5 median and
-    by ``COLD_DROP`` of that median's height above the sky (the lowest block floor of the
-    frame), those neighbours lying no more than ``COLD_WIDTH`` of that dip below the next pixels
-    out: a dip one pixel wide. A dust lane, as wide as the PSF at least, dips over several
-    pixels, however bright the galaxy behind it; a dead pixel or row in one. Sigma is the block's pixel-scale spread, the median of
-    ``|image - 5 x 5 median|`` (photon noise on a galaxy, a plate's grain), at least the
-    frame's (with a trimmed root-mean-square, so that integer data with a noise under one step
-    is not taken as noiseless). A defect's fainter ends (a charge trap's row recovering) are
-    the pixels joined to one (8-connected) that lie ``COLD_JOINED`` sigmas below both, with as
-    sharp a dip (not on the frame's edge: a gradient there is not a defect); a row
-    (column) of ``COLD_BLOCK`` pixels or more, not at the edge, more than half of whose pixels lie
-    that far below both rows (columns) beside them, one pixel wide, and below their 5 x 5 median
-    and floor, is cold as a whole (a bad row is
-    often dimmed, not dead: the stars on it still show). Bad
-    (non-finite) pixels are filled from their neighbours first (:func:`fill_locally`) and not
-    counted. Noise alone makes none: a 10-sigma dip has odds of 1e-23.
+    than the PSF. A pixel is cold when it dips one pixel wide: ``COLD_SIGMA`` sigmas below both
+    the median of its 5 x 5 neighbours and the local floor (the 10th percentile of its
+    ``COLD_BLOCK``-square block), and below the mean of its two neighbours along a row, a column
+    or a diagonal by ``COLD_SIGMA`` sigmas, by ``COLD_SHARP`` of its dip below the 5 x 5 median
+    and by ``COLD_DROP`` of that median's height above the sky (the frame's lowest block floor),
+    those neighbours lying within ``COLD_WIDTH`` of that dip of the next pixels out. A dust lane,
+    as wide as the PSF at least, dips over several pixels however bright its galaxy; a dead
+    pixel or row in one. Sigma is the block's pixel-scale spread, the median of
+    ``|image - 5 x 5 median|`` (photon noise on a galaxy, a plate's grain), at least the frame's
+    (with a trimmed root-mean-square, so that integer data with a noise under one step is not
+    taken as noiseless).
+
+    A defect's fainter ends (a charge trap's row recovering) are the pixels joined to one
+    (8-connected) that lie ``COLD_JOINED`` sigmas below both, with as sharp a dip. A row
+    (column) of ``COLD_BLOCK`` pixels or more, not at the frame's edge (a gradient there is not a
+    defect), more than half of whose pixels lie that far below both rows (columns) beside them,
+    one pixel wide, and below their 5 x 5 median and floor, is cold as a whole (a bad row is
+    often dimmed, not dead: the stars on it still show). Bad (non-finite) pixels are filled from
+    their neighbours first (:func:`fill_locally`) and not counted. Noise alone makes none: a
+    10-sigma dip has odds of 1e-23.
 
     About a second per megapixel (the 5 x 5 median); at its peak 17 times the frame's float64 size in memory.
 
@@ -241,18 +242,19 @@ def cold_pixels(image: np.ndarray) -> np.ndarray:
     padded = np.pad(filled, 2, mode="edge")
     rows, cols = filled.shape
 
-    def pair(dy: int, dx: int) -> np.ndarray:  # mean of the pixels at +-(dy, dx)
-        return 0.5 * (padded[2 + dy : 2 + dy + rows, 2 + dx : 2 + dx + cols]
-                      + padded[2 - dy : 2 - dy + rows, 2 - dx : 2 - dx + cols])
+    def shifted(dy: int, dx: int) -> np.ndarray:  # the pixel at +(dy, dx) from each
+        return padded[2 + dy : 2 + dy + rows, 2 + dx : 2 + dx + cols]
 
     # how far each pixel lies below its two neighbours along four directions, where those lie as high as the
     # next two out (a dip one pixel wide: a lane as wide as the PSF dips over several)
-    sharp = np.zeros(filled.shape)
+    sharp, lines = np.zeros(filled.shape), []
     for dy, dx in ((1, 0), (0, 1), (1, 1), (1, -1)):
-        near, far = pair(dy, dx), pair(2 * dy, 2 * dx)
+        near = 0.5 * (shifted(dy, dx) + shifted(-dy, -dx))
         dip = near - filled
-        dip = np.where(far - near < COLD_WIDTH * dip, dip, 0.0)
-        np.maximum(sharp, dip, out=sharp)
+        one_wide = 0.5 * (shifted(2 * dy, 2 * dx) + shifted(-2 * dy, -2 * dx)) - near < COLD_WIDTH * dip
+        np.maximum(sharp, np.where(one_wide, dip, 0.0), out=sharp)
+        if dy == 0 or dx == 0:  # rows and columns are judged whole below: below both sides, one pixel wide
+            lines.append((np.minimum(shifted(dy, dx), shifted(-dy, -dx)) - filled, one_wide))
     sharp[[0, -1], :], sharp[:, [0, -1]] = 0.0, 0.0  # an edge pixel has neighbours on one side only
     with np.errstate(invalid="ignore"):
         depth = np.minimum(floor - image, local - image)
@@ -265,11 +267,8 @@ def cold_pixels(image: np.ndarray) -> np.ndarray:
         labels, _ = ndimage.label(low, structure=np.ones((3, 3)))
         cold = np.isin(labels, np.unique(labels[seeds]))
     finite = ~bad
-    for axis, (dy, dx) in ((1, (1, 0)), (0, (0, 1))):  # rows: below both rows beside them; columns: both beside
-        beside = np.minimum(padded[2 + dy : 2 + dy + rows, 2 + dx : 2 + dx + cols],
-                            padded[2 - dy : 2 - dy + rows, 2 - dx : 2 - dx + cols]) - filled
-        one_wide = pair(2 * dy, 2 * dx) - pair(dy, dx) < COLD_WIDTH * (pair(dy, dx) - filled)  # not a lane's middle
-        with np.errstate(invalid="ignore"):  # (a step's dark side lies below one side only)
+    for axis, (beside, one_wide) in zip((1, 0), lines):  # rows (below the rows beside them), then columns
+        with np.errstate(invalid="ignore"):  # (a step's dark side lies below one side only; a lane's middle is wide)
             below = (beside > COLD_JOINED * sigma) & (depth > COLD_JOINED * sigma) & one_wide & finite
         counted = finite.sum(axis=axis)
         line = (below.sum(axis=axis) > 0.5 * counted) & (counted >= COLD_BLOCK)

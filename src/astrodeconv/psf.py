@@ -34,7 +34,11 @@ MIN_FWHM = 0.01
 
 def _fwhm(value: float) -> float:
     """A model PSF's FWHM, pixels: a finite number of at least :data:`MIN_FWHM`."""
-    return float_above(value, "fwhm", MIN_FWHM - 1e-12, f"a positive number of pixels, at least {MIN_FWHM} (narrower is a point)")
+    fwhm = positive_float(value, "fwhm", "number of pixels")
+    if fwhm < MIN_FWHM:
+        raise InputError(f"fwhm must be a positive number of pixels, at least {MIN_FWHM} (narrower is a point), "
+                         f"got {value!r}")
+    return fwhm
 
 
 def _airy_ee_radius() -> float:
