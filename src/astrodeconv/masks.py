@@ -319,6 +319,13 @@ def _half_width(psf: np.ndarray) -> int:
     return max(2, int(np.ceil(np.sqrt(np.count_nonzero(psf >= 0.5 * psf.max()) / np.pi))))
 
 
+def _spline(psf: np.ndarray) -> np.ndarray:
+    """Cubic spline coefficients of ``psf`` padded by one pixel of zeros, as :func:`_shifted_psf` interpolates it."""
+    from scipy import ndimage
+
+    return ndimage.spline_filter(np.pad(np.asarray(psf, dtype=np.float64), 1), order=3, mode="grid-constant")
+
+
 def _shifted_psf(psf: np.ndarray, y: float, x: float, shape: tuple[int, int]) -> tuple[tuple[slice, slice], np.ndarray]:
     """The PSF moved so that its origin lies on ``(y, x)``: the frame's slices it covers and its values there."""
     from scipy import ndimage
@@ -330,6 +337,7 @@ def _shifted_psf(psf: np.ndarray, y: float, x: float, shape: tuple[int, int]) ->
     oy, ox = (padded.shape[0] - 1) // 2, (padded.shape[1] - 1) // 2
     iy, ix = int(np.floor(y)), int(np.floor(x))
     moved = np.clip(ndimage.shift(padded, (y - iy, x - ix), order=3, mode="grid-constant"), 0.0, None)  # no overshoot
+    moved *= padded.sum() / moved.sum() if moved.sum() > 0 else 1.0  # whose clipping adds light (2 % on a 5 px stamp)
     r0, c0 = iy - oy, ix - ox
     rows = slice(max(0, r0), min(shape[0], r0 + padded.shape[0]))
     cols = slice(max(0, c0), min(shape[1], c0 + padded.shape[1]))
@@ -340,7 +348,7 @@ def _shifted_psf(psf: np.ndarray, y: float, x: float, shape: tuple[int, int]) ->
 
 #: Passes of :func:`fit_saturated` over the saturated stars, each fitted with the others' models of the last taken out.
 FIT_PASSES = 2
-#: How far (px) :func:`fit_saturated` may move a star's centre from its saturated region's centroid.
+#: How far (px) :func:`fit_saturated` may move a star's centre from its saturated region's centroid, at least.
 FIT_SHIFT = 1.5
 
 
@@ -351,8 +359,10 @@ def fit_saturated(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray,
     Each connected saturated region (grown by one pixel) is one star; ``flux`` and
     ``background`` are the least-squares fit to the valid pixels from 1 to ``1 + 2 h`` pixels
     beyond the region, ``h`` the PSF's half width at half maximum (``bad`` and non-finite
-    pixels left out), and the centre the one (within ``FIT_SHIFT`` px of the region's
-    centroid) whose fit leaves the least squared residual there: a clipped core's centroid
+    pixels left out), and the centre the one (within the saturated pixels' extent, or
+    ``FIT_SHIFT`` px of the region's centroid where that is farther: a star's centre lies in its
+    clipped core, which a bleeding column lengthens one way) whose fit leaves the least squared
+    residual there: a clipped core's centroid
     is a few tenths of a pixel off, and the PSF's steep wings, times millions of electrons,
     turn that into a one-sided residual tens of sigma high, which restored is a crescent and
     false sources beside the star. Over ``FIT_PASSES`` passes each star is fitted with the
@@ -379,12 +389,14 @@ def fit_saturated(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray,
         inside = labels[box] == index
         distance = ndimage.distance_transform_edt(~inside)
         fit = (distance >= 1) & (distance <= reach) & ~invalid[box] & ~saturated[box]
-        cy, cx = ndimage.center_of_mass(inside)
-        annuli.append((index, box, fit, cy + box[0].start, cx + box[1].start))
+        centre = np.add(ndimage.center_of_mass(inside), (box[0].start, box[1].start))
+        # the grown region's rows (columns) start .. stop - 1: its saturated pixels, start + 1 .. stop - 2
+        bounds = [(min(c - FIT_SHIFT, s.start + 0.5), max(c + FIT_SHIFT, s.stop - 1.5)) for c, s in zip(centre, region)]
+        annuli.append((index, box, fit, centre, bounds))
     fitted: dict[int, FittedStar] = {}
-    side = max(psf.shape)
+    side, coefficients = max(psf.shape), _spline(psf)
     for _ in range(FIT_PASSES):
-        for index, box, fit, cy, cx in annuli:
+        for index, box, fit, centre, bounds in annuli:
             if np.count_nonzero(fit) < 4:
                 continue
             # the other stars whose stamps reach the box, drawn in the box's own coordinates
@@ -392,7 +404,7 @@ def fit_saturated(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray,
                       if label != index and box[0].start - side < star.y < box[0].stop + side
                       and box[1].start - side < star.x < box[1].stop + side]
             data = image[box] - (star_image(fit.shape, others, psf) if others else 0.0)
-            star = _fit_centred(data[fit], fit, box, psf, image.shape, cy, cx, index)
+            star = _fit_centred(data[fit], fit, box, psf, coefficients, image.shape, centre, bounds, index)
             if star is not None:
                 fitted[index] = star
             else:
@@ -401,27 +413,42 @@ def fit_saturated(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray,
 
 
 def _fit_centred(values: np.ndarray, fit: np.ndarray, box: tuple[slice, slice], psf: np.ndarray,
-                 shape: tuple[int, int], cy: float, cx: float, index: int) -> FittedStar | None:
-    """The flux, background and centre (within ``FIT_SHIFT`` px of ``(cy, cx)``) that fit ``values``, the pixels
-    ``fit`` of the frame's ``box``, best in least squares; ``None`` for a non-positive flux."""
+                 coefficients: np.ndarray, shape: tuple[int, int], start: np.ndarray,
+                 bounds: list[tuple[float, float]], index: int) -> FittedStar | None:
+    """The flux, background and centre (searched from ``start``, ``(y, x)``, within ``bounds``) that fit ``values``,
+    the pixels ``fit`` of the frame's ``box``, best in least squares; ``None`` for a non-positive flux.
+
+    The search evaluates the PSF's spline (``coefficients``: :func:`_spline` of ``psf``) at the fitted pixels only,
+    from a simplex of half-pixel steps; the flux and background are then those of the star's
+    model as :func:`star_image` draws it, at the centre found.
+    """
+    from scipy import ndimage
     from scipy.optimize import minimize
 
-    def linear(centre: np.ndarray) -> tuple[float, np.ndarray]:
-        (rows, cols), model = _shifted_psf(psf, float(centre[0]), float(centre[1]), shape)
-        stamp = np.zeros(fit.shape)
-        r0, c0 = rows.start - box[0].start, cols.start - box[1].start
-        rs, cs = slice(max(0, r0), min(fit.shape[0], r0 + model.shape[0])), slice(max(0, c0), min(fit.shape[1], c0 + model.shape[1]))
-        stamp[rs, cs] = model[rs.start - r0 : rs.stop - r0, cs.start - c0 : cs.stop - c0]
-        design = np.column_stack([stamp[fit], np.ones(values.size)])
-        coef, *_ = np.linalg.lstsq(design, values, rcond=None)
-        return float(np.sum((values - design @ coef) ** 2)), coef
+    oy, ox = (coefficients.shape[0] - 1) // 2, (coefficients.shape[1] - 1) // 2
+    rows, cols = np.nonzero(fit)
+    rows, cols = rows + box[0].start + oy, cols + box[1].start + ox  # the frame's pixels, less the centre: the stamp's
+    design = np.ones((values.size, 2))
 
-    start = np.array([cy, cx])
-    bounds = [(c - FIT_SHIFT, c + FIT_SHIFT) for c in start]
-    best = minimize(lambda c: linear(c)[0], start, method="Nelder-Mead", bounds=bounds,
-                    options={"xatol": 0.005, "fatol": 1e-9 * float(np.sum(values**2)) + 1e-300})
-    centre = best.x if best.fun <= linear(start)[0] else start
-    flux, offset = linear(centre)[1]
+    def misfit(centre: np.ndarray) -> float:  # as _shifted_psf: the stamp's origin on the centre, no overshoot
+        design[:, 0] = np.clip(ndimage.map_coordinates(coefficients, [rows - centre[0], cols - centre[1]], order=3,
+                                                       mode="grid-constant", prefilter=False), 0.0, None)
+        coef, *_ = np.linalg.lstsq(design, values, rcond=None)
+        return float(np.sum((values - design @ coef) ** 2))
+
+    simplex = np.array([start, start + (0.5, 0.0), start + (0.0, 0.5)])  # SciPy's own first step is 5 % of the value
+    best = minimize(misfit, start, method="Nelder-Mead", bounds=bounds,
+                    options={"xatol": 0.005, "fatol": 1e-9 * float(np.sum(values**2)) + 1e-300,
+                             "initial_simplex": simplex})
+    centre = best.x if best.fun <= misfit(start) else start
+    (where_rows, where_cols), model = _shifted_psf(psf, float(centre[0]), float(centre[1]), shape)
+    stamp = np.zeros(fit.shape)
+    r0, c0 = where_rows.start - box[0].start, where_cols.start - box[1].start
+    rs = slice(max(0, r0), min(fit.shape[0], r0 + model.shape[0]))
+    cs = slice(max(0, c0), min(fit.shape[1], c0 + model.shape[1]))
+    stamp[rs, cs] = model[rs.start - r0 : rs.stop - r0, cs.start - c0 : cs.stop - c0]
+    design[:, 0] = stamp[fit]
+    (flux, offset), *_ = np.linalg.lstsq(design, values, rcond=None)
     return FittedStar(float(centre[0]), float(centre[1]), float(flux), float(offset), index) if flux > 0 else None
 
 
