@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .masks import FittedStar
+from .masks import FittedStar, star_footprints
 from .psf import MAX_PSF_SIDE, dilate, fwhm as measure_fwhm
 
 __all__ = ["MAX_QFIT", "POINT_THRESHOLD", "WIDTH_FACTORS", "WidthFit", "fit_points", "fit_width", "matched_psf"]
@@ -77,9 +77,25 @@ def fit_points(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.nda
                      f"{float(np.median(qfit[fitted])):.2f}, {int(keep.sum())} below {max_qfit:g}): they are extended, "
                      f"or the PSF is not the image's{hint}")
     local = np.asarray(table["local_bkg"], dtype=np.float64) if "local_bkg" in table.colnames else np.zeros(len(table))
-    return [FittedStar(float(yy), float(xx), float(f), float(b) + sky, 0)
-            for xx, yy, f, b, k in zip(np.asarray(table["x_fit"]), np.asarray(table["y_fit"]),
-                                       np.asarray(table["flux_fit"]), local, keep) if k]
+    stars = [FittedStar(float(yy), float(xx), float(f), float(b) + sky, 0)
+             for xx, yy, f, b, k in zip(np.asarray(table["x_fit"]), np.asarray(table["y_fit"]),
+                                        np.asarray(table["flux_fit"]), local, keep) if k]
+    return [star._replace(background=star.background - star.flux * _annulus_share(psf, star, width, image.shape))
+            for star in stars]
+
+
+def _annulus_share(psf: np.ndarray, star: FittedStar, width: float, shape: tuple[int, int]) -> float:
+    """The median of the unit-flux ``psf`` at ``star`` over the annulus (3 to 5 ``width``) whose median is its local sky.
+
+    photutils' ``LocalBackground`` takes the median of that annulus, where a bright star's own
+    wings still lie: a star of millions of electrons raised its sky by one or two sky sigmas,
+    which :func:`astrodeconv.masks.take_out` then spread as a disc about it (restored: a ring).
+    """
+    ((rows, cols), values), = star_footprints(shape, [star], psf)
+    yy, xx = np.mgrid[rows, cols]
+    r = np.hypot(yy - star.y, xx - star.x)
+    ring = (r >= 3 * width) & (r <= 5 * width)
+    return float(np.median(values[ring])) if ring.any() else 0.0
 
 
 #: Dilations of the PSF :func:`fit_width` tries: 2^(k/20), k = -10..10 (0.71 to 1.41, steps of 3.5 %).
