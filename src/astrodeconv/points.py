@@ -80,6 +80,8 @@ def fit_points(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.nda
     stars = [FittedStar(float(yy), float(xx), float(f), float(b) + sky, 0)
              for xx, yy, f, b, k in zip(np.asarray(table["x_fit"]), np.asarray(table["y_fit"]),
                                         np.asarray(table["flux_fit"]), local, keep) if k]
+    if "local_bkg" not in table.colnames:  # the frame's sky only: no annulus, no wings in it
+        return stars
     return [star._replace(background=star.background - star.flux * _annulus_share(psf, star, width, image.shape))
             for star in stars]
 
