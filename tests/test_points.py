@@ -195,14 +195,20 @@ def test_sources_wider_than_the_psf_leave_it_as_given():
     assert "too narrow, or extended sources" in notes[0] and "used as given" in notes[0]
 
 
-def test_a_bright_star_s_sky_is_not_raised_by_its_own_wings():
+@pytest.mark.parametrize("case", ["halo", "short stamp", "neighbour"])
+def test_a_bright_star_s_sky_is_not_raised_by_its_own_wings(case):
     yy, xx = np.indices((81, 81)) - 40
     r2 = yy**2 + xx**2
     core, halo = np.exp(-r2 / (2 * 1.27**2)), (1 + r2 / 36.0) ** -1.5  # a Gaussian core, a fifth in a Moffat halo
     psf = 0.8 * core / core.sum() + 0.2 * halo / halo.sum()
+    if case == "short stamp":  # 21 px: the sky's annulus (3-5 FWHM, 9-15 px) reaches beyond it
+        psf = psf[30:51, 30:51] / psf[30:51, 30:51].sum()
     stars = [FittedStar(60.3, 70.6, 2e6, 0.0, 0), FittedStar(150.7, 140.2, 1e6, 0.0, 0)]
+    if case == "neighbour":
+        stars[1] = FittedStar(60.3, 82.6, 2e6, 0.0, 0)
     image = 100.0 + star_image((220, 220), stars, psf) + np.random.default_rng(1).normal(0, 3.0, (220, 220))
     fitted = fit_points(image, psf, 3.0)
     assert len(fitted) == 2
-    # the median of the 3-5 FWHM annulus holds the star's wings: 163 and 84 above the sky (54 and 28 sigma)
+    # photutils' median of the 3-5 FWHM annulus holds the stars' wings: 163 and 84 above the sky (54 and 28 sigma)
+    # with the halo; taking off each star's own median there left -186 with the short stamp and +80 beside the neighbour
     assert all(abs(star.background - 100.0) < 3.0 for star in fitted)

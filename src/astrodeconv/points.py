@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .masks import FittedStar, star_footprints
+from .masks import FittedStar, star_image
 from .psf import MAX_PSF_SIDE, dilate, fwhm as measure_fwhm
 
 __all__ = ["MAX_QFIT", "POINT_THRESHOLD", "WIDTH_FACTORS", "WidthFit", "fit_points", "fit_width", "matched_psf"]
@@ -76,28 +76,24 @@ def fit_points(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.nda
         notes.append(f"warning: the PSF fits the image's {int(fitted.sum())} bright sources poorly (median qfit "
                      f"{float(np.median(qfit[fitted])):.2f}, {int(keep.sum())} below {max_qfit:g}): they are extended, "
                      f"or the PSF is not the image's{hint}")
-    local = np.asarray(table["local_bkg"], dtype=np.float64) if "local_bkg" in table.colnames else np.zeros(len(table))
-    stars = [FittedStar(float(yy), float(xx), float(f), float(b) + sky, 0)
-             for xx, yy, f, b, k in zip(np.asarray(table["x_fit"]), np.asarray(table["y_fit"]),
-                                        np.asarray(table["flux_fit"]), local, keep) if k]
-    if "local_bkg" not in table.colnames:  # the frame's sky only: no annulus, no wings in it
-        return stars
-    return [star._replace(background=star.background - star.flux * _annulus_share(psf, star, width, image.shape))
-            for star in stars]
+    stars = [FittedStar(float(yy), float(xx), float(f), sky, 0)
+             for xx, yy, f, k in zip(np.asarray(table["x_fit"]), np.asarray(table["y_fit"]),
+                                     np.asarray(table["flux_fit"]), keep) if k]
+    if not stars:
+        return []
+    # photutils' local sky, a clipped median 3 to 5 widths out, holds the stars' own wings there (a star of millions
+    # of electrons: one to three sky sigmas, which take_out spread as a disc about it): measured again on the frame
+    # without every star kept
+    rest = data - star_image(data.shape, stars, psf)
+    local = _local_sky(width)(rest, [star.x for star in stars], [star.y for star in stars], mask=bad)
+    return [star._replace(background=float(level) + sky) for star, level in zip(stars, np.atleast_1d(local))]
 
 
-def _annulus_share(psf: np.ndarray, star: FittedStar, width: float, shape: tuple[int, int]) -> float:
-    """The median of the unit-flux ``psf`` at ``star`` over the annulus (3 to 5 ``width``) whose median is its local sky.
+def _local_sky(width: float) -> Any:
+    """photutils' ``LocalBackground`` of the fits: the clipped median of an annulus 3 to 5 ``width`` (px) out."""
+    from photutils.background import LocalBackground
 
-    photutils' ``LocalBackground`` takes the median of that annulus, where a bright star's own
-    wings still lie: a star of millions of electrons raised its sky by one or two sky sigmas,
-    which :func:`astrodeconv.masks.take_out` then spread as a disc about it (restored: a ring).
-    """
-    ((rows, cols), values), = star_footprints(shape, [star], psf)
-    yy, xx = np.mgrid[rows, cols]
-    r = np.hypot(yy - star.y, xx - star.x)
-    ring = (r >= 3 * width) & (r <= 5 * width)
-    return float(np.median(values[ring])) if ring.any() else 0.0
+    return LocalBackground(3 * width, 5 * width)
 
 
 #: Dilations of the PSF :func:`fit_width` tries: 2^(k/20), k = -10..10 (0.71 to 1.41, steps of 3.5 %).
@@ -241,7 +237,6 @@ def _photometry(data: np.ndarray, bad: np.ndarray, psf: np.ndarray, x: np.ndarra
                 width: float) -> Any:
     """photutils' ``PSFPhotometry`` of the sources at ``x, y`` with ``psf``; box and groups set by ``width`` (px)."""
     from astropy.table import Table
-    from photutils.background import LocalBackground
     from photutils.psf import ImagePSF, PSFPhotometry, SourceGrouper
 
     box = int(2 * np.ceil(width)) | 1
@@ -249,7 +244,7 @@ def _photometry(data: np.ndarray, bad: np.ndarray, psf: np.ndarray, x: np.ndarra
     model = ImagePSF(kernel, x_0=0.0, y_0=0.0, flux=1.0,
                      origin=((kernel.shape[1] - 1) // 2, (kernel.shape[0] - 1) // 2))
     photometry = PSFPhotometry(model, (box, box), grouper=SourceGrouper(min_separation=2 * width),
-                               local_bkg_estimator=LocalBackground(3 * width, 5 * width), aperture_radius=width)
+                               local_bkg_estimator=_local_sky(width), aperture_radius=width)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # photutils warns when a fit did not converge
         return photometry(data, mask=bad, init_params=Table({"x": x, "y": y}))
