@@ -389,6 +389,8 @@ def fit_saturated(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray,
         inside = labels[box] == index
         distance = ndimage.distance_transform_edt(~inside)
         fit = (distance >= 1) & (distance <= reach) & ~invalid[box] & ~saturated[box]
+        if np.count_nonzero(fit) < 4:  # too few wing pixels for a centre, a flux and a background
+            continue
         centre = np.add(ndimage.center_of_mass(inside), (box[0].start, box[1].start))
         # the grown region's rows (columns) start .. stop - 1: its saturated pixels, start + 1 .. stop - 2
         bounds = [(min(c - FIT_SHIFT, s.start + 0.5), max(c + FIT_SHIFT, s.stop - 1.5)) for c, s in zip(centre, region)]
@@ -397,14 +399,12 @@ def fit_saturated(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray,
     side, coefficients = max(psf.shape), _spline(psf)
     for _ in range(FIT_PASSES):
         for index, box, fit, centre, bounds in annuli:
-            if np.count_nonzero(fit) < 4:
-                continue
             # the other stars whose stamps reach the box, drawn in the box's own coordinates
             others = [star._replace(y=star.y - box[0].start, x=star.x - box[1].start) for label, star in fitted.items()
                       if label != index and box[0].start - side < star.y < box[0].stop + side
                       and box[1].start - side < star.x < box[1].stop + side]
             data = image[box] - (star_image(fit.shape, others, psf) if others else 0.0)
-            star = _fit_centred(data[fit], fit, box, psf, coefficients, image.shape, centre, bounds, index)
+            star = _fit_centred(data[fit], fit, box, psf, coefficients, centre, bounds, index)
             if star is not None:
                 fitted[index] = star
             else:
@@ -413,8 +413,8 @@ def fit_saturated(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray,
 
 
 def _fit_centred(values: np.ndarray, fit: np.ndarray, box: tuple[slice, slice], psf: np.ndarray,
-                 coefficients: np.ndarray, shape: tuple[int, int], start: np.ndarray,
-                 bounds: list[tuple[float, float]], index: int) -> FittedStar | None:
+                 coefficients: np.ndarray, start: np.ndarray, bounds: list[tuple[float, float]],
+                 index: int) -> FittedStar | None:
     """The flux, background and centre (searched from ``start``, ``(y, x)``, within ``bounds``) that fit ``values``,
     the pixels ``fit`` of the frame's ``box``, best in least squares; ``None`` for a non-positive flux.
 
@@ -441,13 +441,8 @@ def _fit_centred(values: np.ndarray, fit: np.ndarray, box: tuple[slice, slice], 
                     options={"xatol": 0.005, "fatol": 1e-9 * float(np.sum(values**2)) + 1e-300,
                              "initial_simplex": simplex})
     centre = best.x if best.fun <= misfit(start) else start
-    (where_rows, where_cols), model = _shifted_psf(psf, float(centre[0]), float(centre[1]), shape)
-    stamp = np.zeros(fit.shape)
-    r0, c0 = where_rows.start - box[0].start, where_cols.start - box[1].start
-    rs = slice(max(0, r0), min(fit.shape[0], r0 + model.shape[0]))
-    cs = slice(max(0, c0), min(fit.shape[1], c0 + model.shape[1]))
-    stamp[rs, cs] = model[rs.start - r0 : rs.stop - r0, cs.start - c0 : cs.stop - c0]
-    design[:, 0] = stamp[fit]
+    unit = FittedStar(float(centre[0]) - box[0].start, float(centre[1]) - box[1].start, 1.0, 0.0, index)
+    design[:, 0] = star_image(fit.shape, [unit], psf)[fit]  # drawn in the box's own coordinates
     (flux, offset), *_ = np.linalg.lstsq(design, values, rcond=None)
     return FittedStar(float(centre[0]), float(centre[1]), float(flux), float(offset), index) if flux > 0 else None
 

@@ -374,13 +374,9 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
                        detector: tuple[float | None, float | None] = (None, None),
                        point_sources: bool = True, noise_map: str | None = None,
                        match_psf: bool = True, cold: bool = True) -> Restoration:
-    frame = io.read_frame(observed, hdu=hdu)
-    image, header = frame.data, frame.header
-    finite_image(image, f"{observed}: the image")
     extensions, notes = {}, []
-    bad = _bad_pixels(frame, mask, observed, cold, notes)
-    image = np.where(bad, np.nan, image)
-    finite_image(image, f"{observed}: the image without its masked pixels")
+    frame, image, bad = _masked_frame(observed, hdu, mask, cold, notes)
+    header = frame.header
     level = saturation_level(header, saturation)
     saturated = saturated_pixels(image, level)
     if psf_spec == STARS:
@@ -567,6 +563,15 @@ def _noise_map(frame: io.Frame, noise_map: str | None, observed: Path) -> np.nda
     return values
 
 
+def _masked_frame(observed: Path, hdu: int | str | None, mask: str | None, cold: bool,
+                  notes: list[str] | None = None) -> tuple[io.Frame, np.ndarray, np.ndarray]:
+    """The frame of ``observed``, its image with the bad pixels (:func:`_bad_pixels`) NaN, and those pixels."""
+    frame = io.read_frame(observed, hdu=hdu)
+    finite_image(frame.data, f"{observed}: the image")
+    bad = _bad_pixels(frame, mask, observed, cold, notes)
+    return frame, finite_image(np.where(bad, np.nan, frame.data), f"{observed}: the image without its masked pixels"), bad
+
+
 def _bad_pixels(frame: io.Frame, mask: str | None, observed: Path, cold: bool = True,
                 notes: list[str] | None = None) -> np.ndarray:
     """Pixels not to trust: non-finite, flagged by the file's ``DQ`` extension, non-zero in ``mask``, or cold.
@@ -624,10 +629,7 @@ def psf_from_stars_file(observed: str | Path, output: str | Path, *, saturation:
     each star taken on its own sky). Its bad pixels are left out as ``deconvolve`` leaves them out: non-finite,
     a ``DQ`` extension's, ``mask``'s and, with ``cold``, the cold ones."""
     io.check_output(output, overwrite)
-    frame = io.read_frame(observed, hdu=hdu)
-    image = finite_image(frame.data, f"{observed}: the image")
-    bad = _bad_pixels(frame, mask, Path(observed), cold)
-    image = finite_image(np.where(bad, np.nan, image), f"{observed}: the image without its masked pixels")
+    frame, image, _ = _masked_frame(Path(observed), hdu, mask, cold)
     found = star_psf(image, frame.header, saturation)
     io.write_image(output, found.psf, provenance={"psf": f"stars of {Path(observed).name}"[:60],
                                                   "ADNSTARS": len(found.stars), "ADFWHM": round(found.fwhm, 4),
