@@ -212,3 +212,17 @@ def test_a_bright_star_s_sky_is_not_raised_by_its_own_wings(case):
     # photutils' median of the 3-5 FWHM annulus holds the stars' wings: 163 and 84 above the sky (54 and 28 sigma)
     # with the halo; taking off each star's own median there left -186 with the short stamp and +80 beside the neighbour
     assert all(abs(star.background - 100.0) < 3.0 for star in fitted)
+
+
+def test_a_star_on_a_brighter_one_s_wings_is_fitted_once_that_one_is_out():
+    yy, xx = np.indices((81, 81)) - 40
+    r2 = yy**2 + xx**2
+    core, halo = np.exp(-r2 / (2 * 1.27**2)), (1 + r2 / 36.0) ** -1.5
+    psf = 0.8 * core / core.sum() + 0.2 * halo / halo.sum()
+    bright, faint = FittedStar(80.3, 80.6, 5e6, 0.0, 0), FittedStar(80.1, 66.4, 2e4, 0.0, 0)  # 4.7 FWHM apart
+    image = 100.0 + star_image((160, 160), [bright, faint], psf) + np.random.default_rng(4).normal(0, 3.0, (160, 160))
+    fitted = fit_points(image, psf, 3.0)
+    # fitted on the bright one's wing slope, it took that slope in: 29 % too bright, qfit 0.75, left to the restoration
+    assert len(fitted) == 2
+    star = min(fitted, key=lambda s: s.flux)
+    assert abs(star.x - faint.x) < 0.1 and abs(star.y - faint.y) < 0.1 and abs(star.flux / faint.flux - 1) < 0.03

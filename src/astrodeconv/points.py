@@ -67,18 +67,22 @@ def fit_points(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.nda
     if found is None:
         return []
     data, bad, sky, x, y = found
-    table = _photometry(data, bad, psf, x, y, width)
-    fitted = (np.asarray(table["flags"]) == 0) & (np.asarray(table["flux_fit"]) > 0)
-    qfit = np.asarray(table["qfit"], dtype=np.float64)
-    keep = fitted & (qfit < max_qfit)
+    fits = _photometry(data, bad, psf, x, y, width)
+    keep = fits["fitted"] & (fits["qfit"] < max_qfit)
+    if keep.any() and not keep.all():
+        # a source on a brighter star's wings fits their slope too, and poorly: refitted once without the stars kept
+        light = star_image(data.shape, _stars(fits, keep, sky), psf)
+        again = _photometry(data - light, bad, psf, x[~keep], y[~keep], width)
+        for name, values in again.items():
+            fits[name][~keep] = values
+        keep = fits["fitted"] & (fits["qfit"] < max_qfit)
+    fitted, qfit = fits["fitted"], fits["qfit"]
     if notes is not None and fitted.sum() >= 5 and keep.sum() < 0.5 * fitted.sum():
         hint = "" if psf_from_stars else " (a wrong width? --psf stars estimates it)"
         notes.append(f"warning: the PSF fits the image's {int(fitted.sum())} bright sources poorly (median qfit "
                      f"{float(np.median(qfit[fitted])):.2f}, {int(keep.sum())} below {max_qfit:g}): they are extended, "
                      f"or the PSF is not the image's{hint}")
-    stars = [FittedStar(float(yy), float(xx), float(f), sky, 0)
-             for xx, yy, f, k in zip(np.asarray(table["x_fit"]), np.asarray(table["y_fit"]),
-                                     np.asarray(table["flux_fit"]), keep) if k]
+    stars = _stars(fits, keep, sky)
     if not stars:
         return []
     # photutils' local sky, a clipped median 3 to 5 widths out, holds the stars' own wings there (a star of millions
@@ -87,6 +91,12 @@ def fit_points(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.nda
     rest = data - star_image(data.shape, stars, psf)
     local = _local_sky(width)(rest, [star.x for star in stars], [star.y for star in stars], mask=bad)
     return [star._replace(background=float(level) + sky) for star, level in zip(stars, np.atleast_1d(local))]
+
+
+def _stars(fits: dict[str, np.ndarray], keep: np.ndarray, sky: float) -> list[FittedStar]:
+    """The fits ``keep`` of :func:`_photometry` as stars, ``sky`` their background."""
+    return [FittedStar(float(y), float(x), float(f), sky, 0)
+            for x, y, f in zip(fits["x"][keep], fits["y"][keep], fits["flux"][keep])]
 
 
 def _local_sky(width: float) -> Any:
@@ -145,10 +155,8 @@ def fit_width(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.ndar
     for k, factor in enumerate(WIDTH_FACTORS):
         if max(psf.shape) * factor > MAX_PSF_SIDE - 2:  # a PSF that large is not dilated further
             continue
-        table = _photometry(data, bad, dilate(psf, factor), x[chosen], y[chosen], width)
-        order = np.argsort(np.asarray(table["id"]))  # the sources in the order given
-        ok = (np.asarray(table["flags"])[order] == 0) & (np.asarray(table["flux_fit"])[order] > 0)
-        qfits[k] = np.where(ok, np.asarray(table["qfit"], dtype=np.float64)[order], np.inf)
+        fits = _photometry(data, bad, dilate(psf, factor), x[chosen], y[chosen], width)
+        qfits[k] = np.where(fits["fitted"], fits["qfit"], np.inf)
     # each source's own best width; the point sources are those that fit it well (a galaxy fits none)
     best = np.argmin(qfits, axis=0)
     columns = np.arange(len(chosen))
@@ -234,8 +242,12 @@ def _bright_sources(image: np.ndarray, width: float, sigma: float, invalid: np.n
 
 
 def _photometry(data: np.ndarray, bad: np.ndarray, psf: np.ndarray, x: np.ndarray, y: np.ndarray,
-                width: float) -> Any:
-    """photutils' ``PSFPhotometry`` of the sources at ``x, y`` with ``psf``; box and groups set by ``width`` (px)."""
+                width: float) -> dict[str, np.ndarray]:
+    """photutils' ``PSFPhotometry`` of the sources at ``x, y`` with ``psf``; box and groups set by ``width`` (px).
+
+    Returns each source's (in the order given) fitted ``x``, ``y``, ``flux`` and ``qfit``, and
+    whether the fit ``fitted`` (converged, no flag, a positive flux).
+    """
     from astropy.table import Table
     from photutils.psf import ImagePSF, PSFPhotometry, SourceGrouper
 
@@ -247,4 +259,9 @@ def _photometry(data: np.ndarray, bad: np.ndarray, psf: np.ndarray, x: np.ndarra
                                local_bkg_estimator=_local_sky(width), aperture_radius=width)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # photutils warns when a fit did not converge
-        return photometry(data, mask=bad, init_params=Table({"x": x, "y": y}))
+        table = photometry(data, mask=bad, init_params=Table({"x": x, "y": y}))
+    order = np.argsort(np.asarray(table["id"]))
+    fits = {name: np.asarray(table[column], dtype=np.float64)[order]
+            for name, column in (("x", "x_fit"), ("y", "y_fit"), ("flux", "flux_fit"), ("qfit", "qfit"))}
+    fits["fitted"] = (np.asarray(table["flags"])[order] == 0) & (fits["flux"] > 0)
+    return fits
