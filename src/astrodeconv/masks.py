@@ -20,7 +20,7 @@ from .errors import InputError
 
 __all__ = ["FittedStar", "centred_window", "check_result", "cold_pixels", "fill_bad", "fill_locally", "finite_median",
            "fit_saturated", "model_trust", "point_image",
-           "restore_bad", "saturated_pixels", "star_footprints", "star_image", "subtract_saturated", "take_out"]
+           "restore_bad", "saturated_pixels", "saturated_stars", "star_footprints", "star_image", "subtract_saturated", "take_out"]
 
 
 def finite_median(image: np.ndarray) -> float:
@@ -529,6 +529,20 @@ def subtract_saturated(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray
     >>> round(fitted.flux), round(fitted.y, 3), round(fitted.x, 3), bool(np.allclose(rest, 10.0))
     (5000, 21.0, 18.0, True)
     """
+    prepared, inside, unmodelled = saturated_stars(image, saturated, psf, sigma, bad)
+    invalid = saturated | ~np.isfinite(prepared) | (False if bad is None else np.asarray(bad, dtype=bool))
+    return take_out(prepared, inside, psf, sigma, gain, invalid), inside, unmodelled
+
+
+def saturated_stars(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray, sigma: float,
+                    bad: np.ndarray | None = None) -> tuple[np.ndarray, list[FittedStar], np.ndarray]:
+    """The saturated stars of ``image`` fitted, before they are taken out (:func:`subtract_saturated`).
+
+    Returns ``image`` with the cores filled by their fitted models (:func:`_fill_cores`) and the
+    light about each core that its model leaves taken out (:func:`_core_light`), the stars
+    fitted (those the image's edge cuts are filled only), and that light. Taking the stars'
+    fitted light out of the first, with :func:`take_out`, leaves what is restored.
+    """
     filled = np.array(image, dtype=np.float64)
     if not saturated.any():
         return filled, [], np.zeros(filled.shape)
@@ -539,7 +553,7 @@ def subtract_saturated(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray
     inside = [star for star in stars if star.region not in edges]
     invalid = saturated | ~np.isfinite(filled) | (False if bad is None else np.asarray(bad, dtype=bool))
     unmodelled, inside = _core_light(filled - star_image(filled.shape, stars, psf), inside, labels, psf, sigma, invalid)
-    return take_out(filled - unmodelled, inside, psf, sigma, gain, invalid), inside, unmodelled
+    return filled - unmodelled, inside, unmodelled
 
 
 #: Width of the ring beyond a saturated star's light whose median is its sky, px.

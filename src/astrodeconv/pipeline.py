@@ -36,7 +36,7 @@ from .checks import DEFAULT_CHUNK, DEFAULT_TILE, finite_image, nonnegative_float
 from .errors import InputError
 from .forward import normalise, observe
 from .masks import (check_result, cold_pixels, fill_bad, fill_locally, model_trust, point_image, restore_bad,
-                    saturated_pixels, subtract_saturated, take_out)
+                    saturated_pixels, saturated_stars, star_image, take_out)
 from .points import POINT_THRESHOLD, fit_points, matched_psf
 from .wings import saturated_wings
 from .noise import estimate_sigma, gain_from_image, gain_from_noise_map, noise_statistics, photon_variance
@@ -430,10 +430,11 @@ def _restore_in_memory(observed: Path, output: Path, found: methods.Method, psf_
     # and put back restored, as a point of the fitted flux, after the rest of the image is.
     if found.admits is not None:  # on the image as observed, not on what is left once its stars are out
         found.admits(params, y_filled, sigma)
-    rest, stars, unmodelled = subtract_saturated(y, saturated, kernel, sigma, gain, bad=~np.isfinite(y))
-    bright = (fit_points(rest, kernel, sigma, invalid=saturated, notes=notes, psf_from_stars=psf_spec == STARS)
-              if point_sources else [])
-    rest = take_out(rest, bright, kernel, sigma, gain, saturated | ~np.isfinite(y))
+    filled, stars, unmodelled = saturated_stars(y, saturated, kernel, sigma, bad=~np.isfinite(y))
+    # fitted before the saturated stars' photon noise is drawn towards the sky, which would take some of their light
+    bright = (fit_points(filled - star_image(y.shape, stars, kernel), kernel, sigma, invalid=saturated, notes=notes,
+                         psf_from_stars=psf_spec == STARS) if point_sources else [])
+    rest = take_out(filled, [*stars, *bright], kernel, sigma, gain, saturated | ~np.isfinite(y))
     points = point_image(y.shape, [*stars, *bright])
     start = time.perf_counter()
     estimate, params = restore_array(rest, kernel, found.name, params, select=select, sigma=sigma,
