@@ -226,3 +226,18 @@ def test_a_star_on_a_brighter_one_s_wings_is_fitted_once_that_one_is_out():
     assert len(fitted) == 2
     star = min(fitted, key=lambda s: s.flux)
     assert abs(star.x - faint.x) < 0.1 and abs(star.y - faint.y) < 0.1 and abs(star.flux / faint.flux - 1) < 0.03
+
+
+def test_a_star_within_a_few_fwhm_of_a_brighter_one_is_found():
+    yy, xx = np.indices((81, 81)) - 40
+    r2 = yy**2 + xx**2
+    core, halo = np.exp(-r2 / (2 * 1.27**2)), (1 + r2 / 36.0) ** -1.5
+    psf = 0.8 * core / core.sum() + 0.2 * halo / halo.sum()
+    bright, neighbour = FittedStar(80.3, 80.6, 2e6, 0.0, 0), FittedStar(84.1, 86.2, 2e5, 0.0, 0)  # 2.2 FWHM apart
+    image = 100.0 + star_image((160, 160), [bright, neighbour], psf) + np.random.default_rng(6).normal(0, 3.0, (160, 160))
+    fitted = sorted(fit_points(image, psf, 3.0), key=lambda s: -s.flux)
+    # photutils' DAOStarFinder drops by default the peaks within 2.5 FWHM of a brighter one: left to the restoration,
+    # such a neighbour of a bright star came out in dark rings tens of sigma deep
+    assert len(fitted) == 2
+    for star, true in zip(fitted, (bright, neighbour)):
+        assert abs(star.x - true.x) < 0.1 and abs(star.y - true.y) < 0.1 and abs(star.flux / true.flux - 1) < 0.02

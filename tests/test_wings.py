@@ -246,3 +246,16 @@ def test_a_star_in_a_saturated_one_s_photon_noise_keeps_its_flux(tmp_path):
     for star in (neighbour, saturated):
         inside = np.hypot(yy - star.y, xx - star.x) < 5
         assert abs(restored[inside].sum() / star.flux - 1) < 0.02
+
+
+def test_a_bright_star_s_stamp_does_not_set_the_sky_beside_a_saturated_one():
+    from astrodeconv.masks import take_out
+
+    psf = _halo_psf(41)
+    saturated, bright = FittedStar(60.0, 60.0, 3e6, SKY, 1), FittedStar(60.0, 85.0, 3e5, SKY - 2 * NOISE, 0)
+    image = SKY + star_image((120, 150), [saturated, bright], psf)  # noiseless: what is left is the sky
+    rest = take_out(image, [saturated, bright], psf, NOISE, gain=1.0)
+    beside = rest[50:71, 65:71]  # 5-10 px from the saturated star, inside the bright one's 41 px stamp (x >= 65)
+    outside = rest[50:71, 50:56]  # as far on its other side, beyond that stamp
+    # the last star's background over its whole stamp: a step of 2 sigma at the stamp's edge, restored as one
+    assert np.abs(beside - SKY).max() < 0.2 * NOISE and np.abs(outside - SKY).max() < 0.2 * NOISE

@@ -665,6 +665,9 @@ def take_out(image: np.ndarray, stars: Sequence[FittedStar], psf: np.ndarray, si
              gain: float | None = None, invalid: np.ndarray | None = None) -> np.ndarray:
     """``image`` without the fitted light of ``stars``, photon-noise weighted (see :func:`subtract_saturated`).
 
+    Where stars overlap, the variance is their summed light's and the background ``b`` their
+    fitted backgrounds weighted by their light (:func:`_background_map`).
+
     ``invalid`` pixels are left out of the measured gain (when ``gain`` is None).
     """
     image = np.asarray(image, dtype=np.float64)
@@ -797,11 +800,17 @@ def _robust_variance(values: np.ndarray) -> float:
 
 def _background_map(shape: tuple[int, int], stars: Sequence[FittedStar],
                     footprints: list[tuple[tuple[slice, slice], np.ndarray]]) -> np.ndarray:
-    """Each star's fitted background over its footprint (where its PSF is positive), 0 elsewhere."""
-    background = np.zeros(shape)
+    """Each star's fitted background over its footprint, weighted by the stars' light where footprints overlap.
+
+    0 where no star's PSF is positive. Weighted, a bright star's background does not replace
+    that of a saturated one over its whole stamp, a square step of sigmas once restored.
+    """
+    weighted, light = np.zeros(shape), np.zeros(shape)
     for star, (where, values) in zip(stars, footprints):
-        background[where] = np.where(values > 0, star.background, background[where])
-    return background
+        own = abs(star.flux) * np.clip(values, 0.0, None)
+        weighted[where] += own * star.background
+        light[where] += own
+    return np.divide(weighted, light, out=np.zeros(shape), where=light > 0)
 
 
 def _wing_gain(residual: np.ndarray, light: np.ndarray, sigma: float, invalid: np.ndarray) -> float:

@@ -10,7 +10,9 @@ its fitted position (:func:`astrodeconv.masks.point_image`). Its photometry is t
 photometry an astronomer would do, and nothing rings around it.
 
 Only sources that the PSF fits well are taken out (``qfit``, the sum of the absolute
-residuals over the flux, below :data:`MAX_QFIT`): a galaxy is left to the restoration.
+residuals over the flux, below :data:`MAX_QFIT`): a galaxy is left to the restoration. A source
+that fits poorly beside a brighter one (its fit takes in the other's wings) is fitted again
+once those that fit well are out of the image.
 Arrays in, arrays out; photutils is imported here only.
 """
 
@@ -36,6 +38,10 @@ def fit_points(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.nda
                threshold: float = POINT_THRESHOLD, max_qfit: float = MAX_QFIT,
                notes: list[str] | None = None, psf_from_stars: bool = False) -> list[FittedStar]:
     """The point sources of ``image`` brighter than ``threshold * sigma``, fitted with ``psf``.
+
+    Found by photutils' ``DAOStarFinder`` (down to one FWHM from a brighter one) and fitted by
+    its ``PSFPhotometry``; those whose fit is poor are fitted once more on ``image`` without the
+    stars that fit well (a star on a brighter one's wings fits their slope too).
 
     Parameters
     ----------
@@ -232,7 +238,9 @@ def _bright_sources(image: np.ndarray, width: float, sigma: float, invalid: np.n
     data = np.where(bad, sky, image) - sky
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # photutils warns when nothing is found
-        found = DAOStarFinder(threshold=threshold * sigma, fwhm=width, exclude_border=True)(data, mask=bad)
+        # down to one FWHM from a brighter source (photutils' default, 2.5 FWHM, leaves its neighbours to the restoration)
+        found = DAOStarFinder(threshold=threshold * sigma, fwhm=width, exclude_border=True,
+                              min_separation=width)(data, mask=bad)
     if found is None or len(found) == 0:
         return None
     names = found.colnames
