@@ -233,7 +233,8 @@ def test_a_star_on_a_brighter_one_s_wings_is_fitted_once_that_one_is_out():
 def test_a_star_within_a_few_fwhm_of_a_brighter_one_is_found():
     psf = _halo_psf()
     bright, neighbour = FittedStar(80.3, 80.6, 2e6, 0.0, 0), FittedStar(84.1, 86.2, 2e5, 0.0, 0)  # 2.2 FWHM apart
-    image = 100.0 + star_image((160, 160), [bright, neighbour], psf) + np.random.default_rng(6).normal(0, 3.0, (160, 160))
+    noise = np.random.default_rng(6).normal(0, 3.0, (160, 160))
+    image = 100.0 + star_image((160, 160), [bright, neighbour], psf) + noise
     fitted = sorted(fit_points(image, psf, 3.0), key=lambda s: -s.flux)
     # photutils' DAOStarFinder drops by default the peaks within 2.5 FWHM of a brighter one: left to the restoration,
     # such a neighbour of a bright star came out in dark rings tens of sigma deep

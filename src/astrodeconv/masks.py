@@ -20,7 +20,8 @@ from .errors import InputError
 
 __all__ = ["FittedStar", "centred_window", "check_result", "cold_pixels", "fill_bad", "fill_locally", "finite_median",
            "fit_saturated", "model_trust", "point_image",
-           "restore_bad", "saturated_pixels", "saturated_stars", "star_footprints", "star_image", "subtract_saturated", "take_out"]
+           "restore_bad", "saturated_pixels", "saturated_stars", "star_footprints", "star_image", "subtract_saturated",
+           "take_out"]
 
 
 def finite_median(image: np.ndarray) -> float:

@@ -238,7 +238,7 @@ def _bright_sources(image: np.ndarray, width: float, sigma: float, invalid: np.n
     data = np.where(bad, sky, image) - sky
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # photutils warns when nothing is found
-        # down to one FWHM from a brighter source (photutils' default, 2.5 FWHM, leaves its neighbours to the restoration)
+        # down to one FWHM from a brighter source (photutils' default, 2.5 FWHM, leaves its neighbours to be restored)
         found = DAOStarFinder(threshold=threshold * sigma, fwhm=width, exclude_border=True,
                               min_separation=width)(data, mask=bad)
     if found is None or len(found) == 0:
