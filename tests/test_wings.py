@@ -259,3 +259,24 @@ def test_a_bright_star_s_stamp_does_not_set_the_sky_beside_a_saturated_one():
     outside = rest[50:71, 50:56]  # as far on its other side, beyond that stamp
     # the last star's background over its whole stamp: a step of 2 sigma at the stamp's edge, restored as one
     assert np.abs(beside - SKY).max() < 0.2 * NOISE and np.abs(outside - SKY).max() < 0.2 * NOISE
+
+
+
+def test_the_spikes_beyond_a_stamp_estimated_from_faint_stars_are_measured_on_the_saturated_ones():
+    pytest.importorskip("galsim")
+    from astrodeconv.experiments import instrument
+    from astrodeconv.starpsf import estimate_psf
+
+    frame = instrument.frame("stars", "space", n=320, seed=101)  # obscured optics: four struts' spikes
+    adu = frame.adu.astype(np.float64)
+    with pytest.warns(UserWarning, match="negative pixels"):
+        estimated = estimate_psf(adu, saturation=frame.detector.saturate)
+    found, wings = saturated_wings(adu, adu >= frame.detector.saturate, estimated.psf)
+    assert wings is not None and found.shape[0] > frame.psf.shape[0] > estimated.psf.shape[0]
+    true = np.pad(frame.psf, (found.shape[0] - frame.psf.shape[0]) // 2)
+    yy, xx = np.indices(found.shape) - found.shape[0] // 2
+    r = np.hypot(yy, xx)
+    ends = (r >= 39) & (r < 44)  # the stamp's corners, where the spikes end, beyond every ring the stars' median
+    # differs from the estimate by more than its scatter (the spikes are a few of a ring's pixels): 0 there before
+    assert found[ends].sum() > 0.6 * true[ends].sum()
+    assert found[r >= 45].sum() < true[ends].sum()  # nothing there in truth: some of the scene, little

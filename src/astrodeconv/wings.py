@@ -10,7 +10,8 @@ are wrong, such a star leaves rings, spikes and false sources hundreds of times 
 :func:`saturated_wings` measures the PSF ring by ring on those wings (the median of the stars,
 each centred to a fraction of a pixel and divided by its fitted flux, the other saturated stars
 taken out), and where the PSF given differs from it by more than its own scatter, replaces it
-there and beyond its stamp: the core stays the given one. Arrays in, arrays out.
+there and beyond its stamp (there also the spikes of struts, whose light is in a few of a ring's
+pixels): the core stays the given one. Arrays in, arrays out.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ MISMATCH = 2.0
 #: The wings are measured out to this many FWHM of the given PSF (and at most half the
 #: image's smaller side).
 MAX_RADIUS = 12.0
+#: Beyond the given stamp, a ring whose summed light exceeds :data:`LIGHT_SIGMA` times its noise
+#: holds the star's light in those of its pixels more than :data:`SPIKE_SIGMA` times their noise
+#: above zero (the spikes of struts, a few of a ring's pixels, which its mean does not show).
+LIGHT_SIGMA, SPIKE_SIGMA = 3.0, 3.0
 #: Width of a ring, pixels.
 RING = 2
 
@@ -82,9 +87,12 @@ def saturated_wings(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray, b
     In rings of :data:`RING` px from :data:`MIN_RING_RADIUS` FWHM outwards, where the given
     PSF's mean squared difference from the profile exceeds :data:`MISMATCH` times that
     variance, the profile (negatives at zero) replaces it; beyond the given stamp the wings go
-    on ring by ring up to the first that agrees with the given PSF (zero there). The result has
-    unit sum. With fewer than :data:`MIN_STARS` saturated stars fitted, or no ring replaced,
-    ``psf`` is returned as given, with None.
+    on ring by ring up to the first that agrees with the given PSF (zero there) and holds no
+    light: a ring whose summed profile exceeds :data:`LIGHT_SIGMA` times its noise takes the
+    profile in its pixels above :data:`SPIKE_SIGMA` times theirs (taken whole and clipped at
+    zero, a ring's noise would add light). The result has unit sum. With fewer than
+    :data:`MIN_STARS` saturated stars fitted, or no ring replaced, ``psf`` is returned as given,
+    with None.
 
     Parameters
     ----------
@@ -146,8 +154,15 @@ def saturated_wings(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray, b
         ring = (r >= inner) & (r < inner + RING) & (count >= MIN_STARS)
         if np.count_nonzero(ring) < 8:
             continue
-        if np.mean((profile[ring] - given[ring]) ** 2) > MISMATCH * np.mean(variance[ring]):
+        excess = profile[ring] - given[ring]
+        if np.mean(excess**2) > MISMATCH * np.mean(variance[ring]):
             out[ring] = np.clip(profile[ring], 0.0, None)
+            replaced += 1
+            last = max(last, int(np.ceil(inner + RING)))
+        elif inner >= half_given and excess.sum() > LIGHT_SIGMA * np.sqrt(variance[ring].sum()):
+            # beyond the stamp, light in a few of a ring's pixels (the spikes of struts): those pixels only
+            spike = ring & (profile > SPIKE_SIGMA * np.sqrt(variance))
+            out[spike] = profile[spike]
             replaced += 1
             last = max(last, int(np.ceil(inner + RING)))
         elif inner > last:  # beyond the stamp, the wings go on as long as every ring is measured
