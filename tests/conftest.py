@@ -47,3 +47,19 @@ def small_image(rng) -> np.ndarray:
 
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture
+def halo_psf():
+    """A PSF of ``side`` px (default 81), unit sum: a Gaussian core (FWHM 3 px) and a fifth of the light in a Moffat
+    halo (beta 1.5), as of a star seen through the air: ``halo_psf(side=81)``."""
+
+    def make(side: int = 81) -> np.ndarray:
+        yy, xx = np.indices((side, side)) - side // 2
+        r2 = yy**2 + xx**2
+        core = np.exp(-r2 / (2 * 1.27**2))
+        halo = (1 + r2 / 6.0**2) ** -1.5
+        psf = 0.8 * core / core.sum() + 0.2 * halo / halo.sum()
+        return psf / psf.sum()
+
+    return make

@@ -195,17 +195,9 @@ def test_sources_wider_than_the_psf_leave_it_as_given():
     assert "too narrow, or extended sources" in notes[0] and "used as given" in notes[0]
 
 
-def _halo_psf() -> np.ndarray:
-    """81 px, unit sum: a Gaussian core (FWHM 3 px) and a fifth of the light in a Moffat halo (beta 1.5)."""
-    yy, xx = np.indices((81, 81)) - 40
-    r2 = yy**2 + xx**2
-    core, halo = np.exp(-r2 / (2 * 1.27**2)), (1 + r2 / 36.0) ** -1.5
-    return 0.8 * core / core.sum() + 0.2 * halo / halo.sum()
-
-
 @pytest.mark.parametrize("case", ["halo", "short stamp", "neighbour"])
-def test_a_bright_star_s_sky_is_not_raised_by_its_own_wings(case):
-    psf = _halo_psf()
+def test_a_bright_star_s_sky_is_not_raised_by_its_own_wings(case, halo_psf):
+    psf = halo_psf()
     if case == "short stamp":  # 21 px: the sky's annulus (3-5 FWHM, 9-15 px) reaches beyond it
         psf = psf[30:51, 30:51] / psf[30:51, 30:51].sum()
     stars = [FittedStar(60.3, 70.6, 2e6, 0.0, 0), FittedStar(150.7, 140.2, 1e6, 0.0, 0)]
@@ -219,8 +211,8 @@ def test_a_bright_star_s_sky_is_not_raised_by_its_own_wings(case):
     assert all(abs(star.background - 100.0) < 3.0 for star in fitted)
 
 
-def test_a_star_on_a_brighter_one_s_wings_is_fitted_once_that_one_is_out():
-    psf = _halo_psf()
+def test_a_star_on_a_brighter_one_s_wings_is_fitted_once_that_one_is_out(halo_psf):
+    psf = halo_psf()
     bright, faint = FittedStar(80.3, 80.6, 5e6, 0.0, 0), FittedStar(80.1, 66.4, 2e4, 0.0, 0)  # 4.7 FWHM apart
     image = 100.0 + star_image((160, 160), [bright, faint], psf) + np.random.default_rng(4).normal(0, 3.0, (160, 160))
     fitted = fit_points(image, psf, 3.0)
@@ -230,8 +222,8 @@ def test_a_star_on_a_brighter_one_s_wings_is_fitted_once_that_one_is_out():
     assert abs(star.x - faint.x) < 0.1 and abs(star.y - faint.y) < 0.1 and abs(star.flux / faint.flux - 1) < 0.03
 
 
-def test_a_star_within_a_few_fwhm_of_a_brighter_one_is_found():
-    psf = _halo_psf()
+def test_a_star_within_a_few_fwhm_of_a_brighter_one_is_found(halo_psf):
+    psf = halo_psf()
     bright, neighbour = FittedStar(80.3, 80.6, 2e6, 0.0, 0), FittedStar(84.1, 86.2, 2e5, 0.0, 0)  # 2.2 FWHM apart
     noise = np.random.default_rng(6).normal(0, 3.0, (160, 160))
     image = 100.0 + star_image((160, 160), [bright, neighbour], psf) + noise

@@ -11,16 +11,6 @@ from astrodeconv.wings import saturated_wings
 SKY, NOISE, LEVEL = 100.0, 3.0, 30000.0
 
 
-def _halo_psf(side: int = 81) -> np.ndarray:
-    """A Gaussian core (FWHM 3 px) and a Moffat halo (beta 1.5) with a fifth of the light, unit sum."""
-    yy, xx = np.indices((side, side)) - side // 2
-    r2 = yy**2 + xx**2
-    core = np.exp(-r2 / (2 * 1.27**2))
-    halo = (1 + r2 / 6.0**2) ** -1.5
-    psf = 0.8 * core / core.sum() + 0.2 * halo / halo.sum()
-    return psf / psf.sum()
-
-
 def _cut(psf: np.ndarray, side: int) -> np.ndarray:
     c, h = psf.shape[0] // 2, side // 2
     stamp = psf[c - h : c + h + 1, c - h : c + h + 1]
@@ -48,8 +38,8 @@ def _residual_rms(image: np.ndarray, stars: list[FittedStar], psf: np.ndarray, s
     return float(np.sqrt(np.mean(rest[near & ~saturated] ** 2)))
 
 
-def test_the_wings_beyond_a_short_stamp_are_measured_on_the_saturated_stars():
-    true = _halo_psf()
+def test_the_wings_beyond_a_short_stamp_are_measured_on_the_saturated_stars(halo_psf):
+    true = halo_psf()
     image, stars = _frame(4, true)
     saturated = image >= LEVEL
     given = _cut(true, 21)
@@ -65,28 +55,28 @@ def test_the_wings_beyond_a_short_stamp_are_measured_on_the_saturated_stars():
     assert _residual_rms(image, stars, found, saturated) < 0.2 * _residual_rms(image, stars, padded, saturated)
 
 
-def test_a_psf_whose_wings_are_right_is_left_as_given():
-    true = _halo_psf()
+def test_a_psf_whose_wings_are_right_is_left_as_given(halo_psf):
+    true = halo_psf()
     image, _ = _frame(4, true, seed=1)
     found, wings = saturated_wings(image, image >= LEVEL, true)
     assert wings is None and found is true or np.array_equal(found, true)
 
 
 @pytest.mark.parametrize("count", [0, 2])
-def test_fewer_than_three_saturated_stars_measure_nothing(count):
-    true = _halo_psf()
+def test_fewer_than_three_saturated_stars_measure_nothing(count, halo_psf):
+    true = halo_psf()
     image, _ = _frame(count, true, seed=2)
     given = _cut(true, 21)
     found, wings = saturated_wings(image, image >= LEVEL, given)
     assert wings is None and np.array_equal(found, given)
 
 
-def test_deconvolve_measures_the_wings_and_says_so(tmp_path, capsys):
+def test_deconvolve_measures_the_wings_and_says_so(tmp_path, capsys, halo_psf):
     from astropy.io import fits
 
     from astrodeconv.cli import main
 
-    true = _halo_psf()
+    true = halo_psf()
     image, stars = _frame(4, true, seed=3)
     fits.writeto(tmp_path / "obs.fits", image.astype(np.float32), fits.Header({"SATURATE": LEVEL}))
     fits.writeto(tmp_path / "psf.fits", _cut(true, 21).astype(np.float32))
@@ -114,11 +104,11 @@ def _without(image: np.ndarray, faint: list[FittedStar], psf: np.ndarray) -> np.
     return image - SKY - star_image(image.shape, faint, psf)
 
 
-def test_a_saturated_star_fitted_with_a_wrong_width_keeps_its_light_and_leaves_no_ring():
+def test_a_saturated_star_fitted_with_a_wrong_width_keeps_its_light_and_leaves_no_ring(halo_psf):
     from astrodeconv.masks import subtract_saturated
     from astrodeconv.psf import dilate
 
-    true = _halo_psf()
+    true = halo_psf()
     image, stars = _frame(1, true, seed=6)
     star, faint = stars[0], stars[1:]
     saturated = image >= LEVEL
@@ -138,11 +128,11 @@ def test_a_saturated_star_fitted_with_a_wrong_width_keeps_its_light_and_leaves_n
     assert fitted.core > 0.1 * fitted.flux and abs(fitted.flux + fitted.core - star.flux) < abs(fitted.flux - star.flux)
 
 
-def test_two_saturated_stars_side_by_side_do_not_take_the_same_light_twice():
+def test_two_saturated_stars_side_by_side_do_not_take_the_same_light_twice(halo_psf):
     from astrodeconv.masks import subtract_saturated
     from astrodeconv.psf import dilate
 
-    true = _halo_psf()
+    true = halo_psf()
     rng = np.random.default_rng(7)
     pair = [FittedStar(100.2, 95.6, 3e6, 0.0, 0), FittedStar(101.7, 107.3, 2.5e6, 0.0, 0)]  # 12 px apart
     image = np.minimum(SKY + star_image((200, 200), pair, true) + rng.normal(0, NOISE, (200, 200)), LEVEL)
@@ -155,12 +145,12 @@ def test_two_saturated_stars_side_by_side_do_not_take_the_same_light_twice():
     assert sum(star.flux + star.core for star in fitted) < 1.02 * sum(star.flux for star in pair)
 
 
-def test_a_saturated_star_is_centred_on_its_wings_not_on_its_clipped_core():
+def test_a_saturated_star_is_centred_on_its_wings_not_on_its_clipped_core(halo_psf):
     from scipy import ndimage
 
     from astrodeconv.masks import fit_saturated
 
-    true = _halo_psf()
+    true = halo_psf()
     image, stars = _frame(1, true, seed=6)
     star, saturated = stars[0], image >= LEVEL
     labels, _ = ndimage.label(ndimage.binary_dilation(saturated))
@@ -171,10 +161,10 @@ def test_a_saturated_star_is_centred_on_its_wings_not_on_its_clipped_core():
     assert abs(fitted.flux / star.flux - 1) < 0.002  # 0.6 % high at the centroid
 
 
-def test_two_saturated_stars_side_by_side_are_fitted_each_without_the_other_s_wings():
+def test_two_saturated_stars_side_by_side_are_fitted_each_without_the_other_s_wings(halo_psf):
     from astrodeconv.masks import fit_saturated
 
-    true = _halo_psf()
+    true = halo_psf()
     rng = np.random.default_rng(7)
     pair = [FittedStar(100.2, 95.6, 3e6, 0.0, 0), FittedStar(101.7, 107.3, 2.5e6, 0.0, 0)]  # 12 px apart
     image = np.minimum(SKY + star_image((200, 200), pair, true) + rng.normal(0, NOISE, (200, 200)), LEVEL)
@@ -185,17 +175,17 @@ def test_two_saturated_stars_side_by_side_are_fitted_each_without_the_other_s_wi
 
 
 @pytest.mark.parametrize("y, x", [(30.3, 30.7), (30.8, 30.1), (30.0, 30.0)])
-def test_a_star_moved_by_a_fraction_of_a_pixel_keeps_its_stamp_s_edge(y, x):
-    psf = _cut(_halo_psf(), 21)  # 0.9 % of its light in the edge rows and columns
+def test_a_star_moved_by_a_fraction_of_a_pixel_keeps_its_stamp_s_edge(y, x, halo_psf):
+    psf = _cut(halo_psf(), 21)  # 0.9 % of its light in the edge rows and columns
     model = star_image((60, 60), [FittedStar(y, x, 1.0, 0.0, 0)], psf)
     assert abs(model.sum() - 1) < 1e-3  # its first row and column dropped: 0.995 at (30.3, 30.7)
 
 
 @pytest.mark.parametrize("base", [60, 160])
-def test_the_centre_is_fitted_wherever_the_star_lies_in_the_frame(base):
+def test_the_centre_is_fitted_wherever_the_star_lies_in_the_frame(base, halo_psf):
     from astrodeconv.masks import fit_saturated
 
-    true = _halo_psf()
+    true = halo_psf()
     rng = np.random.default_rng(8)
     dy, dx, flux = rng.uniform(), rng.uniform(), rng.uniform(2e6, 4e6)
     star = FittedStar(base + dy, base + dx, flux, 0.0, 0)
@@ -206,10 +196,10 @@ def test_the_centre_is_fitted_wherever_the_star_lies_in_the_frame(base):
     assert np.hypot(fitted.y - star.y, fitted.x - star.x) < 0.01 and abs(fitted.flux / star.flux - 1) < 0.002
 
 
-def test_a_star_whose_charge_bleeds_along_its_column_is_centred_on_its_wings():
+def test_a_star_whose_charge_bleeds_along_its_column_is_centred_on_its_wings(halo_psf):
     from astrodeconv.masks import fit_saturated
 
-    true = _halo_psf()
+    true = halo_psf()
     star = FittedStar(80.3, 80.6, 3e6, 0.0, 0)
     raw = SKY + star_image((160, 160), [star], true) + np.random.default_rng(0).normal(0, NOISE, (160, 160))
     image = np.minimum(raw, LEVEL)
@@ -224,12 +214,12 @@ def test_a_star_whose_charge_bleeds_along_its_column_is_centred_on_its_wings():
     assert np.hypot(fitted.y - star.y, fitted.x - star.x) < 0.01 and abs(fitted.flux / star.flux - 1) < 0.002
 
 
-def test_a_star_in_a_saturated_one_s_photon_noise_keeps_its_flux(tmp_path):
+def test_a_star_in_a_saturated_one_s_photon_noise_keeps_its_flux(tmp_path, halo_psf):
     from astropy.io import fits
 
     from astrodeconv.cli import main
 
-    psf = _halo_psf()
+    psf = halo_psf()
     saturated, neighbour = FittedStar(80.3, 70.6, 3e6, 0.0, 0), FittedStar(83.2, 88.4, 2e5, 0.0, 0)  # 18 px apart
     light = star_image((160, 160), [saturated, neighbour], psf)
     rng = np.random.default_rng(5)
@@ -248,10 +238,10 @@ def test_a_star_in_a_saturated_one_s_photon_noise_keeps_its_flux(tmp_path):
         assert abs(restored[inside].sum() / star.flux - 1) < 0.02
 
 
-def test_a_bright_star_s_stamp_does_not_set_the_sky_beside_a_saturated_one():
+def test_a_bright_star_s_stamp_does_not_set_the_sky_beside_a_saturated_one(halo_psf):
     from astrodeconv.masks import take_out
 
-    psf = _halo_psf(41)
+    psf = halo_psf(41)
     saturated, bright = FittedStar(60.0, 60.0, 3e6, SKY, 1), FittedStar(60.0, 85.0, 3e5, SKY - 2 * NOISE, 0)
     image = SKY + star_image((120, 150), [saturated, bright], psf)  # noiseless: what is left is the sky
     rest = take_out(image, [saturated, bright], psf, NOISE, gain=1.0)
@@ -259,7 +249,6 @@ def test_a_bright_star_s_stamp_does_not_set_the_sky_beside_a_saturated_one():
     outside = rest[50:71, 50:56]  # as far on its other side, beyond that stamp
     # the last star's background over its whole stamp: a step of 2 sigma at the stamp's edge, restored as one
     assert np.abs(beside - SKY).max() < 0.2 * NOISE and np.abs(outside - SKY).max() < 0.2 * NOISE
-
 
 
 def test_the_spikes_beyond_a_stamp_estimated_from_faint_stars_are_measured_on_the_saturated_ones():

@@ -441,7 +441,7 @@ def _fit_centred(values: np.ndarray, fit: np.ndarray, box: tuple[slice, slice], 
     best = minimize(misfit, start, method="Nelder-Mead", bounds=bounds,
                     options={"xatol": 0.005, "fatol": 1e-9 * float(np.sum(values**2)) + 1e-300,
                              "initial_simplex": simplex})
-    centre = best.x if best.fun <= misfit(start) else start
+    centre = best.x  # the best vertex of a simplex that starts at ``start``: never a worse fit than there
     unit = FittedStar(float(centre[0]) - box[0].start, float(centre[1]) - box[1].start, 1.0, 0.0, index)
     design[:, 0] = star_image(fit.shape, [unit], psf)[fit]  # drawn in the box's own coordinates
     (flux, offset), *_ = np.linalg.lstsq(design, values, rcond=None)

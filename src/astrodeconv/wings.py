@@ -156,17 +156,17 @@ def saturated_wings(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray, b
             continue
         excess = profile[ring] - given[ring]
         if np.mean(excess**2) > MISMATCH * np.mean(variance[ring]):
-            out[ring] = np.clip(profile[ring], 0.0, None)
-            replaced += 1
-            last = max(last, int(np.ceil(inner + RING)))
+            taken = ring
         elif inner >= half_given and excess.sum() > LIGHT_SIGMA * np.sqrt(variance[ring].sum()):
             # beyond the stamp, light in a few of a ring's pixels (the spikes of struts): those pixels only
-            spike = ring & (profile > SPIKE_SIGMA * np.sqrt(variance))
-            out[spike] = profile[spike]
-            replaced += 1
-            last = max(last, int(np.ceil(inner + RING)))
+            taken = ring & (profile > SPIKE_SIGMA * np.sqrt(variance))
         elif inner > last:  # beyond the stamp, the wings go on as long as every ring is measured
             break
+        else:
+            continue
+        out[taken] = np.clip(profile[taken], 0.0, None)
+        replaced += 1
+        last = max(last, int(np.ceil(inner + RING)))
     if not replaced:
         return psf, None
     last = min(half, last)
