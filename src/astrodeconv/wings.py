@@ -25,9 +25,10 @@ from .masks import centred_window, fit_saturated, star_footprints, star_image
 
 __all__ = ["MIN_RING_RADIUS", "MIN_STARS", "MISMATCH", "Wings", "saturated_wings"]
 
-#: Fewest saturated stars the profile is measured on: their median rejects what lies behind
-#: each one (a galaxy, extended light, another star), which one or two stars cannot tell from
-#: their wings.
+#: Fewest saturated stars whose median rejects what lies behind each one (a galaxy, extended
+#: light, another star). With fewer, each star's window is first the lower of itself and itself
+#: turned by 180 degrees: a PSF is point-symmetric (an obscured aperture with struts, seeing),
+#: the scene behind a star rarely is.
 MIN_STARS = 3
 
 #: Rings are measured from this many FWHM of the given PSF outwards (inside, the saturated
@@ -36,6 +37,10 @@ MIN_RING_RADIUS = 3.0
 #: A ring is replaced by the stars' profile when the given PSF's mean squared difference from
 #: it exceeds this many times the profile's own variance (the scatter of the stars about it).
 MISMATCH = 2.0
+#: The same with fewer than :data:`MIN_STARS` stars, whose variance is a ring's noise, not each pixel's scatter:
+#: the photon noise of a star's own light, the error of its fitted flux and the scene symmetric about it add to
+#: the difference of a right PSF.
+MISMATCH_FEW = 10.0
 #: The wings are measured out to this many FWHM of the given PSF (and at most half the
 #: image's smaller side).
 MAX_RADIUS = 12.0
@@ -73,6 +78,27 @@ def _padded(psf: np.ndarray, half: int) -> np.ndarray:
     return out
 
 
+def _symmetric_profile(samples: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The PSF's profile from fewer than :data:`MIN_STARS` stars' windows ``samples`` (N, s, s), by its point symmetry.
+
+    Each pixel takes the lowest of its 2 N values (each star's, and each star's at the opposite
+    side of its centre): what lies behind one side of a star is not the PSF's. The lowest is
+    biased low (by 0.56 times the noise for one star), on the safe side: light of the scene
+    taken for the PSF's would be taken out of every source of the frame. The noise is the
+    robust spread of the stars' antisymmetric part over each ring of :data:`RING` px at radii
+    ``r``. Returns the profile (NaN where a value is missing) and its variance.
+    """
+    turned = samples[:, ::-1, ::-1]
+    noise = np.full(r.shape, np.nan)
+    for inner in np.arange(0, r.max() + RING, RING):
+        ring = (r >= inner) & (r < inner + RING)
+        difference = (samples - turned)[:, ring]
+        if np.isfinite(difference).any():
+            noise[ring] = 1.4826 * np.nanmedian(np.abs(difference - np.nanmedian(difference))) / np.sqrt(2)
+    profile = np.min(np.minimum(samples, turned), axis=0)  # NaN unless every value is there
+    return profile, noise**2 * np.pi / 2 / len(samples)
+
+
 def saturated_wings(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray, bad: np.ndarray | None = None,
                     sky: float | None = None) -> tuple[np.ndarray, Wings | None]:
     """``psf`` with its outer profile measured on the image's saturated stars, and what was changed.
@@ -82,7 +108,9 @@ def saturated_wings(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray, b
     fitted light, divided by its flux and centred to a fraction of a pixel, samples the PSF's
     profile relative to the light in the given stamp. The profile is their median; its
     variance, the stars' scatter about it, ``(1.4826 MAD)^2 pi / 2 / N``. Fewer than
-    :data:`MIN_STARS` stars cannot tell their wings from the scene behind them.
+    :data:`MIN_STARS` stars cannot tell their wings from the scene behind them by a median: their
+    profile is taken by the PSF's point symmetry instead (:func:`_symmetric_profile`), and a ring
+    must differ by :data:`MISMATCH_FEW` times its variance.
 
     In rings of :data:`RING` px from :data:`MIN_RING_RADIUS` FWHM outwards, where the given
     PSF's mean squared difference from the profile exceeds :data:`MISMATCH` times that
@@ -90,9 +118,8 @@ def saturated_wings(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray, b
     on ring by ring up to the first that agrees with the given PSF (zero there) and holds no
     light: a ring whose summed profile exceeds :data:`LIGHT_SIGMA` times its noise takes the
     profile in its pixels above :data:`SPIKE_SIGMA` times theirs (taken whole and clipped at
-    zero, a ring's noise would add light). The result has unit sum. With fewer than
-    :data:`MIN_STARS` saturated stars fitted, or no ring replaced, ``psf`` is returned as given,
-    with None.
+    zero, a ring's noise would add light). The result has unit sum. With no saturated star
+    fitted, or no ring replaced, ``psf`` is returned as given, with None.
 
     Parameters
     ----------
@@ -129,7 +156,7 @@ def saturated_wings(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray, b
         return psf, None
     given = _padded(psf, half)
     stars, _ = fit_saturated(image, saturated, given, bad)
-    if len(stars) < MIN_STARS:
+    if not stars:
         return psf, None
     if sky is None:  # measured beyond the wings measured, where there are enough such pixels
         from scipy import ndimage
@@ -141,21 +168,27 @@ def saturated_wings(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray, b
     # each star's window without the other saturated stars, over its flux
     samples = np.array([centred_window(rest + star_image(image.shape, [star], given, [footprint]), star.y, star.x,
                                        half, invalid) / star.flux for star, footprint in zip(stars, where)])
-    count = np.sum(np.isfinite(samples), axis=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels: no star reaches them
-        profile = np.nanmedian(samples, axis=0)
-        spread = 1.4826 * np.nanmedian(np.abs(samples - profile), axis=0)
-    variance = spread**2 * np.pi / 2 / np.maximum(count, 1)
     yy, xx = np.indices(given.shape)
     r = np.hypot(yy - half, xx - half)
+    few = len(stars) < MIN_STARS
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels: no star reaches them
+        if few:
+            profile, variance = _symmetric_profile(samples, r)
+            measured = np.isfinite(profile)
+        else:
+            count = np.sum(np.isfinite(samples), axis=0)
+            profile = np.nanmedian(samples, axis=0)
+            spread = 1.4826 * np.nanmedian(np.abs(samples - profile), axis=0)
+            variance = spread**2 * np.pi / 2 / np.maximum(count, 1)
+            measured = count >= MIN_STARS
     out, replaced, last = given.copy(), 0, half_given
     for inner in np.arange(start, half, RING):
-        ring = (r >= inner) & (r < inner + RING) & (count >= MIN_STARS)
+        ring = (r >= inner) & (r < inner + RING) & measured
         if np.count_nonzero(ring) < 8:
             continue
         excess = profile[ring] - given[ring]
-        if np.mean(excess**2) > MISMATCH * np.mean(variance[ring]):
+        if np.mean(excess**2) > (MISMATCH_FEW if few else MISMATCH) * np.mean(variance[ring]):
             taken = ring
         elif inner >= half_given and excess.sum() > LIGHT_SIGMA * np.sqrt(variance[ring].sum()):
             # beyond the stamp, light in a few of a ring's pixels (the spikes of struts): those pixels only
