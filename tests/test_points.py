@@ -144,6 +144,26 @@ def test_a_star_model_is_trusted_only_where_it_is_right(model):
         assert errors[0] > 0.01 and weight[55:66, 55:66].max() < 0.5
 
 
+def test_a_spike_the_psf_lacks_is_not_trusted_where_a_saturated_star_s_light_is():
+    from astrodeconv.forward import blur
+    from astrodeconv.masks import FittedStar, model_trust
+    from astrodeconv.psf import gaussian
+
+    given = gaussian(3.0, size=41)  # what an estimate from faint stars holds: the core
+    r = np.abs(np.arange(41) - 20).astype(float)
+    spikes = np.zeros((41, 41))
+    spikes[20, :] = spikes[:, 20] = np.where(r >= 4, 1.0 / np.maximum(r, 1.0), 0.0)  # four struts' spikes to 20 px
+    true = 0.9 * given + 0.1 * spikes / spikes.sum()
+    truth = np.zeros((120, 120))
+    truth[60, 60] = 1e6
+    light = blur(truth, true)
+    image = 100.0 + light + np.random.default_rng(7).normal(0.0, np.sqrt(25.0 + np.clip(light, 0, None)))
+    weight, _ = model_trust(image, [FittedStar(60.0, 60.0, 0.9e6, 100.0, 1)], given, 5.0, gain=1.0)  # saturated
+    # 12 px out along a spike the star's light is 34 times the noise and its model has none: left as observed
+    assert weight[60, 72] < 0.5 and weight[48, 60] < 0.5
+    assert weight[69, 69] > 0.9  # between the spikes the model is right (12.7 px out)
+
+
 def test_the_light_beyond_a_psf_stamp_is_not_trusted():
     from astrodeconv.forward import blur
     from astrodeconv.masks import FittedStar, model_trust

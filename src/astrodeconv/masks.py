@@ -693,10 +693,15 @@ def model_trust(image: np.ndarray, stars: Sequence[FittedStar], psf: np.ndarray,
     a bright star, and restored, it becomes rings and false sources. Each star's relative
     model error ``e`` is measured on its own footprint, where ``L > 3 sigma`` (valid pixels):
     ``e^2 = max(0, sum((r - b)^2 - v)) / sum(L^2)``, ``r`` the image without every star's light,
-    ``b`` its background, ``v = sigma^2 + L / gain`` the noise's variance. The weight is the
-    noise's share of the residual's variance, ``v / (v + sum(e^2 L^2) + w)``: 1 where the model
-    is right (the restoration unchanged), towards 0 where its error dominates (the residual left
-    as observed: neither restored nor invented). ``gain`` None: measured as :func:`take_out`
+    ``b`` its background, ``v = sigma^2 + L / gain`` the noise's variance. The error is ``e``
+    times the star's light ``S``: its model's, ``L``, and about a saturated star (``region`` > 0),
+    thousands of times brighter than those a PSF is made from, its light as seen, ``S = L +
+    max(0, r - b)``: a PSF of the wrong shape (a wrong width, an estimate without a spike) errs
+    where the star's light is, beyond its model's (the beads of a space-like PSF's spikes and
+    rings, 15 % too wide, 20 px out). The weight is
+    the noise's share of the residual's variance, ``v / (v + sum(e^2 S^2) + w)``: 1 where the
+    model is right (the restoration unchanged), towards 0 where its error dominates (the
+    residual left as observed: neither restored nor invented). ``gain`` None: measured as :func:`take_out`
     does (which counts the model's error as photon noise, and trusts it).
 
     A stamp is finite and a star's light is not: beyond the stamp (its half side ``R``) of a
@@ -728,7 +733,9 @@ def model_trust(image: np.ndarray, stars: Sequence[FittedStar], psf: np.ndarray,
         excess = float(np.sum((residual[where][use] - star.background) ** 2 - variance[where][use]))
         e2 = max(0.0, excess) / float(np.sum(own[use] ** 2)) if use.any() else 0.0
         errors.append(np.sqrt(e2))
-        error_variance[where] += e2 * own**2
+        # a PSF of the wrong shape errs where a saturated star's light is, which its model does not show
+        seen = own + np.clip(residual[where] - star.background, 0.0, None) if star.region else own
+        error_variance[where] += e2 * seen**2
     half = min(psf.shape) // 2
     for star in stars:
         if star.region:  # a saturated star: thousands of times brighter than those the PSF was made from
