@@ -74,6 +74,12 @@ def test_a_wider_psf_reach_gives_the_stars_light_beyond_the_stamp_and_the_same_s
         instrument.frame("stars", "space", n=64, psf_reach=64)
 
 
+def test_a_galaxy_galsim_cannot_truncate_at_its_half_light_radius_is_drawn_all_the_same():
+    # seed 303 draws a Sersic whose truncated half-light radius GalSim finds no root for ("Root is not bracketed")
+    frame = instrument.frame("galaxies", "space", n=320, seed=303)
+    assert np.isfinite(frame.truth).all() and frame.truth.sum() > 0
+
+
 def test_ring_depth_finds_a_dark_ring():
     yy, xx = np.indices((101, 101))
     r = np.hypot(yy - 50, xx - 50)

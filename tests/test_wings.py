@@ -321,3 +321,34 @@ def test_a_lone_saturated_star_measures_the_wings_a_psf_estimated_from_faint_sta
     wing = (np.hypot(yy, xx) >= 16) & (np.hypot(yy, xx) < 28)  # 3-5 FWHM: the spikes, false sources when missed
     # the estimate errs there by 1.9 % of the PSF's light in all; the profile measured on the star, by a fifth of that
     assert np.abs(found - true)[wing].sum() < 0.4 * np.abs(estimated - true)[wing].sum()
+
+
+def _wing_error(found: np.ndarray, true: np.ndarray) -> float:
+    """Summed absolute difference from the true PSF 9 px and more from the centre."""
+    truth = _cut(true, found.shape[0])
+    yy, xx = np.indices(found.shape) - found.shape[0] // 2
+    return float(np.abs(found - truth)[np.hypot(yy, xx) >= 9].sum())
+
+
+def _clipped(stars: list[FittedStar], psf: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``stars`` on the sky with Gaussian noise, 230 px, clipped at the saturation level."""
+    return np.minimum(SKY + star_image((230, 230), stars, psf) + rng.normal(0, NOISE, (230, 230)), LEVEL)
+
+
+@pytest.mark.parametrize("spots", [[(12.3, 112.7)], [(110.3, 112.7), (8.3, 8.7)], [(110.3, 112.7), (4.3, 40.7)]])
+def test_a_saturated_star_cut_by_the_edge_neither_skews_the_wings_nor_hides_another_s(spots, halo_psf):
+    true, given = halo_psf(), _cut(halo_psf(), 21)
+    stars = [FittedStar(y, x, 3e6, 0.0, 0) for y, x in spots]
+    image = _clipped(stars, true, np.random.default_rng(0))
+    found, wings = saturated_wings(image, image >= LEVEL, given)
+    assert wings is not None and np.isfinite(found).all()
+    # a ring is replaced whole or not at all: the light along x and along y stays alike (none along y, before)
+    yy, xx = np.indices(found.shape) - found.shape[0] // 2
+    ring = (np.hypot(yy, xx) >= 6) & (np.hypot(yy, xx) < found.shape[0] // 2)
+    along_x, along_y = found[ring & (np.abs(yy) <= 3)].sum(), found[ring & (np.abs(xx) <= 3)].sum()
+    assert abs(along_x / along_y - 1) < 0.1
+    if len(spots) == 2:  # the star inside measures the wings as well as alone (one in the corner hid them all)
+        alone = _clipped(stars[:1], true, np.random.default_rng(1))
+        inside, _ = saturated_wings(alone, alone >= LEVEL, given)
+        as_given = np.pad(given, (found.shape[0] - 21) // 2)
+        assert _wing_error(found, true) < 1.2 * _wing_error(inside, true) < 0.2 * _wing_error(as_given, true)

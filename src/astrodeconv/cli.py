@@ -154,7 +154,7 @@ def _build_parser() -> argparse.ArgumentParser:
                    "everything around them (default: treated as bad, as dead pixels and bad rows are)")
     p.add_argument("--keep-psf", dest="match_psf", action="store_false", help="use the PSF as given (default: "
                    "narrowed to the image's bright isolated stars when it is more than 5 %% wider than they are; its outer "
-                   "profile measured on three or more saturated stars where they show it wrong)")
+                   "profile measured on the saturated stars where they show it wrong)")
     p.set_defaults(func=_cmd_deconvolve)
 
     p = sub.add_parser("train", help="train a network on clean images")

@@ -695,10 +695,12 @@ def model_trust(image: np.ndarray, stars: Sequence[FittedStar], psf: np.ndarray,
     ``e^2 = max(0, sum((r - b)^2 - v)) / sum(L^2)``, ``r`` the image without every star's light,
     ``b`` its background, ``v = sigma^2 + L / gain`` the noise's variance. The error is ``e``
     times the star's light ``S``: its model's, ``L``, and about a saturated star (``region`` > 0),
-    thousands of times brighter than those a PSF is made from, its light as seen, ``S = L +
-    max(0, r - b)``: a PSF of the wrong shape (a wrong width, an estimate without a spike) errs
-    where the star's light is, beyond its model's (the beads of a space-like PSF's spikes and
-    rings, 15 % too wide, 20 px out). The weight is
+    thousands of times brighter than those a PSF is made from, its light as seen: ``S = L + s``,
+    ``s`` what the residual holds above ``b`` both at a pixel and at the one opposite about the
+    star (:func:`_symmetric_excess`; a PSF is point-symmetric, a galaxy beside the star is not):
+    a PSF of the wrong shape (a wrong width, an estimate without a spike) errs where the star's
+    light is, beyond its model's (the beads of a space-like PSF's spikes and rings, 15 % too
+    wide, 20 px out). The weight is
     the noise's share of the residual's variance, ``v / (v + sum(e^2 S^2) + w)``: 1 where the
     model is right (the restoration unchanged), towards 0 where its error dominates (the
     residual left as observed: neither restored nor invented). ``gain`` None: measured as :func:`take_out`
@@ -734,13 +736,29 @@ def model_trust(image: np.ndarray, stars: Sequence[FittedStar], psf: np.ndarray,
         e2 = max(0.0, excess) / float(np.sum(own[use] ** 2)) if use.any() else 0.0
         errors.append(np.sqrt(e2))
         # a PSF of the wrong shape errs where a saturated star's light is, which its model does not show
-        seen = own + np.clip(residual[where] - star.background, 0.0, None) if star.region else own
+        seen = own + _symmetric_excess(residual, invalid, star, where) if star.region else own
         error_variance[where] += e2 * seen**2
     half = min(psf.shape) // 2
     for star in stars:
         if star.region:  # a saturated star: thousands of times brighter than those the PSF was made from
             _unmodelled_wings(residual, invalid, star, half, sigma, error_variance)
     return variance / (variance + error_variance), np.array(errors)
+
+
+def _symmetric_excess(residual: np.ndarray, invalid: np.ndarray, star: FittedStar,
+                      where: tuple[slice, slice]) -> np.ndarray:
+    """Over ``star``'s footprint ``where``: the residual above its background at both a pixel and its opposite.
+
+    The opposite of ``(i, j)`` about the star at ``(y, x)`` is the nearest pixel to ``(2 y - i, 2 x - j)``;
+    where it lies beyond the image or is ``invalid``, 0.
+    """
+    rows, cols = np.mgrid[where]
+    mirror_rows, mirror_cols = np.rint(2 * star.y - rows).astype(int), np.rint(2 * star.x - cols).astype(int)
+    inside = ((mirror_rows >= 0) & (mirror_rows < residual.shape[0]) & (mirror_cols >= 0)
+              & (mirror_cols < residual.shape[1]))
+    mirror_rows, mirror_cols = np.where(inside, mirror_rows, 0), np.where(inside, mirror_cols, 0)
+    opposite = np.where(inside & ~invalid[mirror_rows, mirror_cols], residual[mirror_rows, mirror_cols], -np.inf)
+    return np.clip(np.minimum(residual[where], opposite) - star.background, 0.0, None)
 
 
 def centred_window(image: np.ndarray, y: float, x: float, half: int, invalid: np.ndarray | None = None) -> np.ndarray:

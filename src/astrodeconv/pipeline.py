@@ -303,8 +303,8 @@ def restore_file(
     match_psf : bool
         When the image's bright isolated stars fit the PSF best more than 5 % narrower, narrow it
         to them, say so, and write it as the ``PSF`` extension (sources wider than the PSF are
-        only reported: :func:`astrodeconv.points.matched_psf`; in memory only); and where three or
-        more saturated stars show its outer profile wrong, measure it on them
+        only reported: :func:`astrodeconv.points.matched_psf`; in memory only); and where the
+        saturated stars show its outer profile wrong, measure it on them
         (:func:`astrodeconv.wings.saturated_wings`). False: the PSF as given.
     cold : bool
         Treat as bad the pixels far darker than everything around them (dead or cold pixels,

@@ -9,9 +9,10 @@ are wrong, such a star leaves rings, spikes and false sources hundreds of times 
 
 :func:`saturated_wings` measures the PSF ring by ring on those wings (the median of the stars,
 each centred to a fraction of a pixel and divided by its fitted flux, the other saturated stars
-taken out), and where the PSF given differs from it by more than its own scatter, replaces it
-there and beyond its stamp (there also the spikes of struts, whose light is in a few of a ring's
-pixels): the core stays the given one. Arrays in, arrays out.
+taken out; with one or two stars, by the PSF's point symmetry), and where the PSF given differs
+from it by more than its own scatter, replaces it there and beyond its stamp (there also the
+spikes of struts, whose light is in a few of a ring's pixels): the core stays the given one.
+Arrays in, arrays out.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 
 from .masks import centred_window, fit_saturated, star_footprints, star_image
 
-__all__ = ["MIN_RING_RADIUS", "MIN_STARS", "MISMATCH", "Wings", "saturated_wings"]
+__all__ = ["MIN_RING_RADIUS", "MIN_STARS", "MISMATCH", "MISMATCH_FEW", "Wings", "saturated_wings"]
 
 #: Fewest saturated stars whose median rejects what lies behind each one (a galaxy, extended
 #: light, another star). With fewer, each star's window is first the lower of itself and itself
@@ -48,6 +49,11 @@ MAX_RADIUS = 12.0
 #: holds the star's light in those of its pixels more than :data:`SPIKE_SIGMA` times their noise
 #: above zero (the spikes of struts, a few of a ring's pixels, which its mean does not show).
 LIGHT_SIGMA, SPIKE_SIGMA = 3.0, 3.0
+#: With fewer than :data:`MIN_STARS` stars, a ring is compared only where this share of its pixels is
+#: measured (a lone star near the image's edge leaves part of it out): replaced in part, the PSF would be
+#: lopsided. (Three or more stars near the edges can leave a far ring so, too; there, requiring it cost
+#: the spikes' ends 60 px out on the space-like star field, measured by the stars that reach them.)
+COVERED = 0.8
 #: Width of a ring, pixels.
 RING = 2
 
@@ -63,7 +69,8 @@ class Wings(NamedTuple):
     light: float  # fraction of the new PSF's light beyond the given one's stamp
 
     def summary(self) -> str:
-        return (f"the PSF's profile from {self.radius:.1f} px outwards measured on {self.stars} saturated stars "
+        return (f"the PSF's profile from {self.radius:.1f} px outwards measured on {self.stars} saturated "
+                f"star{'s' if self.stars > 1 else ''} "
                 f"({self.rings} rings of {RING} px replaced; stamp {self.side_given} -> {self.side} px, "
                 f"{self.light:.1%} of the light beyond the stamp given)")
 
@@ -86,7 +93,7 @@ def _symmetric_profile(samples: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, 
     biased low (by 0.56 times the noise for one star), on the safe side: light of the scene
     taken for the PSF's would be taken out of every source of the frame. The noise is the
     robust spread of the stars' antisymmetric part over each ring of :data:`RING` px at radii
-    ``r``. Returns the profile (NaN where a value is missing) and its variance.
+    ``r``. Returns the profile (NaN where no star has both values) and its variance.
     """
     turned = samples[:, ::-1, ::-1]
     noise = np.full(r.shape, np.nan)
@@ -95,7 +102,8 @@ def _symmetric_profile(samples: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, 
         difference = (samples - turned)[:, ring]
         if np.isfinite(difference).any():
             noise[ring] = 1.4826 * np.nanmedian(np.abs(difference - np.nanmedian(difference))) / np.sqrt(2)
-    profile = np.min(np.minimum(samples, turned), axis=0)  # NaN unless every value is there
+    # each star's pixel and its opposite both measured, else that star is left out there (one cut by the edge)
+    profile = np.fmin.reduce(np.minimum(samples, turned), axis=0)
     return profile, noise**2 * np.pi / 2 / len(samples)
 
 
@@ -184,8 +192,9 @@ def saturated_wings(image: np.ndarray, saturated: np.ndarray, psf: np.ndarray, b
             measured = count >= MIN_STARS
     out, replaced, last = given.copy(), 0, half_given
     for inner in np.arange(start, half, RING):
-        ring = (r >= inner) & (r < inner + RING) & measured
-        if np.count_nonzero(ring) < 8:
+        whole = (r >= inner) & (r < inner + RING)
+        ring = whole & measured
+        if np.count_nonzero(ring) < max(8, COVERED * np.count_nonzero(whole) if few else 0):
             continue
         excess = profile[ring] - given[ring]
         if np.mean(excess**2) > (MISMATCH_FEW if few else MISMATCH) * np.mean(variance[ring]):

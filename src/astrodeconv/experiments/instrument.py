@@ -96,8 +96,11 @@ def _place(image, profile, x: float, y: float, n: int, method: str = "auto") -> 
 
 def _galaxy(galsim, rng: np.random.Generator, pixel: float, flux: float):
     if rng.random() < 0.5:
-        profile = galsim.Sersic(n=rng.uniform(1.0, 4.0), half_light_radius=rng.uniform(1.5, 6.0) * pixel,
-                                trunc=40 * pixel)
+        index, radius = rng.uniform(1.0, 4.0), rng.uniform(1.5, 6.0) * pixel
+        try:
+            profile = galsim.Sersic(n=index, half_light_radius=radius, trunc=40 * pixel)
+        except galsim.GalSimError:  # GalSim finds no truncated profile of that half-light radius: the untruncated one's
+            profile = galsim.Sersic(n=index, half_light_radius=radius, trunc=40 * pixel, flux_untruncated=True)
     else:  # bulge + disk
         bulge = galsim.DeVaucouleurs(half_light_radius=rng.uniform(0.8, 2.0) * pixel, trunc=30 * pixel)
         disk = galsim.Exponential(half_light_radius=rng.uniform(3.0, 8.0) * pixel)
