@@ -728,20 +728,20 @@ def model_trust(image: np.ndarray, stars: Sequence[FittedStar], psf: np.ndarray,
     if gain is None:
         gain = _wing_gain(residual - _background_map(image.shape, stars, footprints), light, sigma, invalid)
     variance = sigma**2 + light / gain
-    error_variance, errors = np.zeros(image.shape), []
+    error_variance, errors, half = np.zeros(image.shape), [], min(psf.shape) // 2
     for star, (where, values) in zip(stars, footprints):
         own = star.flux * values
         use = (own > 3 * sigma) & ~invalid[where]
         excess = float(np.sum((residual[where][use] - star.background) ** 2 - variance[where][use]))
         e2 = max(0.0, excess) / float(np.sum(own[use] ** 2)) if use.any() else 0.0
         errors.append(np.sqrt(e2))
-        # a PSF of the wrong shape errs where a saturated star's light is, which its model does not show
-        seen = own + _symmetric_excess(residual, invalid, star, where) if star.region else own
-        error_variance[where] += e2 * seen**2
-    half = min(psf.shape) // 2
-    for star in stars:
-        if star.region:  # a saturated star: thousands of times brighter than those the PSF was made from
-            _unmodelled_wings(residual, invalid, star, half, sigma, error_variance)
+        if not star.region:
+            error_variance[where] += e2 * own**2
+            continue
+        # a saturated star, thousands of times brighter than those the PSF was made from: a PSF of the wrong shape
+        # errs where its light is, which its model does not show, and its light goes on beyond the stamp
+        error_variance[where] += e2 * (own + _symmetric_excess(residual, invalid, star, where)) ** 2
+        _unmodelled_wings(residual, invalid, star, half, sigma, error_variance)
     return variance / (variance + error_variance), np.array(errors)
 
 

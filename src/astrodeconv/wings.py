@@ -95,13 +95,15 @@ def _symmetric_profile(samples: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, 
     robust spread of the stars' antisymmetric part over each ring of :data:`RING` px at radii
     ``r``. Returns the profile (NaN where no star has both values) and its variance.
     """
+    from astropy.stats import mad_std
+
     turned = samples[:, ::-1, ::-1]
     noise = np.full(r.shape, np.nan)
     for inner in np.arange(0, r.max() + RING, RING):
         ring = (r >= inner) & (r < inner + RING)
         difference = (samples - turned)[:, ring]
         if np.isfinite(difference).any():
-            noise[ring] = 1.4826 * np.nanmedian(np.abs(difference - np.nanmedian(difference))) / np.sqrt(2)
+            noise[ring] = mad_std(difference, ignore_nan=True) / np.sqrt(2)
     # each star's pixel and its opposite both measured, else that star is left out there (one cut by the edge)
     profile = np.fmin.reduce(np.minimum(samples, turned), axis=0)
     return profile, noise**2 * np.pi / 2 / len(samples)
