@@ -128,6 +128,21 @@ def test_the_stars_among_galaxies_measure_the_width():
     assert fit.sources >= 3 and abs(fit.factor * 1.15 - 1) < 0.02 and fit.qfit < 0.1
 
 
+@pytest.mark.parametrize("kind, seed", [("ground", 102), ("space", 103)])
+def test_compact_galaxies_fitting_a_wider_psf_do_not_outvote_the_stars(kind, seed):
+    """Two or three stars among galaxies that fit the PSF best 1.3 to 1.4 times as wide (and well): the stars set it."""
+    from astrodeconv.points import matched_psf
+    from astrodeconv.psf import fwhm
+
+    frame = instrument.frame("galaxies", kind, n=320, seed=seed)
+    adu = frame.adu.astype(np.float64)
+    sigma = estimate_sigma(adu)
+    invalid = adu >= frame.detector.saturate
+    kernel, applied = matched_psf(adu, frame.wide_psf, sigma, invalid)
+    assert applied is not None and applied.sources >= 2 and abs(fwhm(kernel) / fwhm(frame.psf) - 1) < 0.03
+    assert matched_psf(adu, frame.psf, sigma, invalid)[1] is None  # the right PSF is kept
+
+
 @pytest.mark.parametrize("model", ["right", "wrong"])
 def test_a_star_model_is_trusted_only_where_it_is_right(model):
     from astrodeconv.forward import blur
