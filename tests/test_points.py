@@ -128,9 +128,12 @@ def test_the_stars_among_galaxies_measure_the_width():
     assert fit.sources >= 3 and abs(fit.factor * 1.15 - 1) < 0.02 and fit.qfit < 0.1
 
 
-@pytest.mark.parametrize("kind, seed", [("ground", 102), ("space", 103)])
+@pytest.mark.parametrize("kind, seed", [("ground", 102), ("space", 103), ("ground", 20)])
 def test_compact_galaxies_fitting_a_wider_psf_do_not_outvote_the_stars(kind, seed):
-    """Two or three stars among galaxies that fit the PSF best 1.3 to 1.4 times as wide (and well): the stars set it."""
+    """Two or three stars among galaxies that fit the PSF best 1.3 to 1.4 times as wide (and well): the stars set it.
+
+    Seed 20: two stars and two galaxies that fit well 1.32 times as wide, a tie.
+    """
     from astrodeconv.points import matched_psf
     from astrodeconv.psf import fwhm
 
@@ -141,6 +144,24 @@ def test_compact_galaxies_fitting_a_wider_psf_do_not_outvote_the_stars(kind, see
     kernel, applied = matched_psf(adu, frame.wide_psf, sigma, invalid)
     assert applied is not None and applied.sources >= 2 and abs(fwhm(kernel) / fwhm(frame.psf) - 1) < 0.03
     assert matched_psf(adu, frame.psf, sigma, invalid)[1] is None  # the right PSF is kept
+
+
+def test_the_point_sources_are_the_largest_group_of_one_width_inside_the_widths_tried():
+    from astrodeconv.points import _point_sources
+
+    logs = np.log([0.87, 0.875, 1.33, 1.32, 1.35, 1.34, 1.0])
+    good = np.array([0.01, 0.02, 0.08, 0.07, 0.06, 0.05, 0.5])  # the last fits poorly
+    inside = np.array([True, True, True, True, False, False, True])  # two not fitted beyond their best
+    # with those two the wide group would be the larger: they are not candidates, and 2 stand against 2
+    assert _point_sources(good, inside, logs).tolist() == [True, True, False, False, False, False, False]
+    # a larger group wins over one nearer the width given
+    logs[6], good[6] = np.log(1.325), 0.05
+    assert _point_sources(good, inside, logs).tolist() == [False, False, True, True, False, False, True]
+    # a tie goes to the group nearer the width given (sharp blemishes 25 % narrower than 2 stars are not stars)
+    tie = np.log([0.75, 0.76, 1.0, 1.01])
+    assert _point_sources(np.full(4, 0.05), np.ones(4, bool), tie).tolist() == [False, False, True, True]
+    # fewer than two candidates: no group
+    assert _point_sources(good, np.arange(7) == 0, logs).sum() == 1
 
 
 @pytest.mark.parametrize("model", ["right", "wrong"])

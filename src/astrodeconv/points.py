@@ -124,7 +124,7 @@ class WidthFit(NamedTuple):
     """How much wider the image's bright point sources are than a PSF (:func:`fit_width`)."""
 
     factor: float  # the PSF's widths times this fit them best
-    sources: int  # isolated sources fitted
+    sources: int  # the point sources the factor comes from (every isolated source fitted, when fewer than 2)
     qfit_given: float  # median photutils qfit with the PSF as given
     qfit: float  # ... with the PSF dilated by ``factor``
 
@@ -176,7 +176,11 @@ def fit_width(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.ndar
             low, mid, high = qfits[k - 1 : k + 2, j]
             if low - 2 * mid + high > 0:
                 logs[j] += 0.5 * (low - high) / (low - 2 * mid + high) * step
-    points = _point_sources(qfits[best, columns], best, logs)
+    # the best width lies inside those tried, fitted on both sides (a galaxy's fit improves to the widest)
+    inside = (best > 0) & (best < len(WIDTH_FACTORS) - 1)
+    inside &= np.isfinite(qfits[np.clip(best - 1, 0, None), columns]) & np.isfinite(
+        qfits[np.clip(best + 1, None, len(WIDTH_FACTORS) - 1), columns])
+    points = _point_sources(qfits[best, columns], inside, logs)
     if points.sum() < 2:
         points = np.isfinite(qfits[best, columns])  # too few: all, for a median that says how poorly they fit
         if points.sum() < 3:
@@ -188,23 +192,26 @@ def fit_width(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.ndar
                     float(np.median(qfits[at, points])))
 
 
-def _point_sources(qfit: np.ndarray, best: np.ndarray, logs: np.ndarray) -> np.ndarray:
+def _point_sources(qfit: np.ndarray, inside: np.ndarray, logs: np.ndarray) -> np.ndarray:
     """Which sources of :func:`fit_width` are point sources: the largest group of one width among those that fit well.
 
-    A source is a candidate when its best ``qfit`` is below :data:`MAX_QFIT` and its best width
-    lies inside :data:`WIDTH_FACTORS` (a galaxy's fit goes on improving up to the widest PSF
-    tried). The point sources all have the PSF's width: they are the most candidates within
-    :data:`SAME_WIDTH` of one of them (ties: the narrowest, as nothing is narrower than a star).
-    Galaxies that fit a wider PSF well are then not taken for stars, which a median over all
-    candidates did (three stars and three compact galaxies: 8 % wider, not 13 % narrower).
+    ``qfit``, ``inside`` and ``logs`` are each source's best ``qfit``, whether its best width lies
+    inside :data:`WIDTH_FACTORS` (a galaxy's fit goes on improving up to the widest PSF tried),
+    and the log of that width. A source is a candidate when its best ``qfit`` is below
+    :data:`MAX_QFIT` and its best width is inside. The point sources all have the PSF's width:
+    they are the most candidates within :data:`SAME_WIDTH` of one of them (ties: the group
+    nearer the width given, the smaller change). Galaxies that fit a wider PSF well are then not
+    taken for stars, which a median over all candidates did (three stars and three compact
+    galaxies: 8 % wider, not 13 % narrower).
     """
-    candidates = (qfit < MAX_QFIT) & (best > 0) & (best < len(WIDTH_FACTORS) - 1)
+    candidates = (qfit < MAX_QFIT) & inside
     if candidates.sum() < 2:
         return candidates
     groups = [candidates & (np.abs(logs - logs[j]) <= np.log1p(SAME_WIDTH)) for j in np.flatnonzero(candidates)]
     sizes = [int(group.sum()) for group in groups]
-    widest = max(sizes)
-    return min((group for group, size in zip(groups, sizes) if size == widest), key=lambda group: logs[group].min())
+    largest = max(sizes)
+    return min((group for group, size in zip(groups, sizes) if size == largest),
+               key=lambda group: abs(float(np.median(logs[group]))))
 
 
 def matched_psf(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.ndarray | None = None,
@@ -213,10 +220,11 @@ def matched_psf(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.nd
 
     A PSF is rarely known to better than a few per cent, and one 15 % too wide makes every
     restoration ring (over-deconvolved) and every bright star's fit leave a ring of
-    residuals. When at least 3 isolated bright sources (:func:`fit_width`) fit best with the
-    widths more than :data:`WIDTH_TOLERANCE` narrower, fit well there (median ``qfit`` below
-    :data:`MAX_QFIT`) and at least ``1 / QFIT_GAIN`` times better than as given, the PSF is
-    dilated to them (and a note says so); else it is returned as given, with None.
+    residuals. When the image's point sources (at least 2 of one width among at least 3
+    isolated bright sources, :func:`fit_width`) fit best with the widths more than
+    :data:`WIDTH_TOLERANCE` narrower, fit well there (median ``qfit`` below :data:`MAX_QFIT`)
+    and at least ``1 / QFIT_GAIN`` times better than as given, the PSF is dilated to them (and a
+    note says so); else it is returned as given, with None.
 
     Only narrowed: nothing in an image is narrower than its point sources, but compact
     galaxies, or stars near saturation, are wider than the PSF, and a PSF widened to them would
