@@ -116,7 +116,8 @@ def _local_sky(width: float) -> Any:
 WIDTH_FACTORS = 2.0 ** (np.arange(-10, 11) / 20)
 #: A width mismatch :func:`matched_psf` corrects: beyond 5 %, and a median ``qfit`` at least 30 % better.
 WIDTH_TOLERANCE, QFIT_GAIN = 0.05, 0.7
-#: Relative difference of the best widths of sources counted as one width (:func:`fit_width`'s point sources).
+#: Largest relative difference of a source's best width from that of the source its group of one width is
+#: gathered about (:func:`fit_width`'s point sources: two members may differ by twice this).
 SAME_WIDTH = 0.05
 
 
@@ -127,6 +128,7 @@ class WidthFit(NamedTuple):
     sources: int  # the point sources the factor comes from (every isolated source fitted, when fewer than 2)
     qfit_given: float  # median photutils qfit with the PSF as given
     qfit: float  # ... with the PSF dilated by ``factor``
+    points: bool = True  # from point sources of one width; False: the median of every source fitted
 
 
 def fit_width(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.ndarray | None = None,
@@ -139,7 +141,7 @@ def fit_width(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.ndar
     own best factor is refined by a parabola through its neighbours (in log factor); the point
     sources are the largest group of one width among those that fit well (:func:`_point_sources`),
     and the factor is the median of theirs (of every source's, when fewer than 2 are points:
-    ``qfit`` then says how poorly they fit). ``sources``, ``qfit_given`` and ``qfit`` are those
+    ``qfit`` then says how poorly they fit, and ``points`` is False). ``sources``, ``qfit_given`` and ``qfit`` are those
     sources' number and median ``qfit`` as given and at the factor. None when fewer than 3
     sources qualify. Arguments as :func:`fit_points`.
     """
@@ -181,7 +183,8 @@ def fit_width(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.ndar
     inside &= np.isfinite(qfits[np.clip(best - 1, 0, None), columns]) & np.isfinite(
         qfits[np.clip(best + 1, None, len(WIDTH_FACTORS) - 1), columns])
     points = _point_sources(qfits[best, columns], inside, logs)
-    if points.sum() < 2:
+    grouped = points.sum() >= 2
+    if not grouped:
         points = np.isfinite(qfits[best, columns])  # too few: all, for a median that says how poorly they fit
         if points.sum() < 3:
             return None
@@ -189,7 +192,7 @@ def fit_width(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.ndar
     at = int(np.argmin(np.abs(np.log(WIDTH_FACTORS) - np.log(factor))))
     given = int(np.argmin(np.abs(np.log(WIDTH_FACTORS))))
     return WidthFit(factor, int(points.sum()), float(np.median(qfits[given, points])),
-                    float(np.median(qfits[at, points])))
+                    float(np.median(qfits[at, points])), bool(grouped))
 
 
 def _point_sources(qfit: np.ndarray, inside: np.ndarray, logs: np.ndarray) -> np.ndarray:
@@ -243,6 +246,8 @@ def matched_psf(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.nd
                          f"{'at the end of the widths tried, ' if edge else ''}{fit.factor:.3f} times as wide "
                          f"(median qfit {fit.qfit_given:.3f} -> {fit.qfit:.3f}): a PSF {'too wide' if fit.factor < 1 else 'too narrow, or extended sources'}? "
                          "It is used as given")
+        return psf, None
+    if not fit.points:  # a median over galaxies and stars alike measures no star's width
         return psf, None
     if notes is not None:
         notes.append(f"warning: the image's {fit.sources} brightest isolated stars are {1 - fit.factor:.0%} narrower "
