@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,8 @@ from astrodeconv.points import matched_psf
 
 WIDE = 1.15  # Frame.wide_psf's width over the true PSF's
 CLOSE = 0.03  # a narrowing within this of 1 / WIDE corrects the PSF
+#: The table's columns: (PSF given, outcome).
+COLUMNS = (("right", "kept"), ("right", "narrowed"), ("wide", "corrected"), ("wide", "narrowed"), ("wide", "kept"))
 
 
 def outcome(factor: float | None, given: str) -> str:
@@ -64,16 +67,14 @@ def main(argv: list[str] | None = None) -> int:
             "", f"Frames per outcome; `corrected`: narrowed to within {CLOSE:.0%} of 1/{WIDE}.", "",
             "| scene | PSF | right: kept | right: narrowed | wide: corrected | wide: narrowed otherwise | wide: kept |",
             "|---|---|---:|---:|---:|---:|---:|"]
+    def line(scene: str, kind: str, chosen: list[dict]) -> str:
+        count = Counter((row["psf_given"], row["outcome"]) for row in chosen)
+        return f"| {scene} | {kind} | " + " | ".join(str(count[column]) for column in COLUMNS) + " |"
+
     for scene in instrument.SCENES:
         for kind in ("ground", "space"):
-            count = {(g, o): sum(r["scene"] == scene and r["kind"] == kind and r["psf_given"] == g and r["outcome"] == o
-                                 for r in rows) for g in ("right", "wide") for o in ("kept", "narrowed", "corrected")}
-            text.append(f"| {scene} | {kind} | {count['right', 'kept']} | {count['right', 'narrowed']} | "
-                        f"{count['wide', 'corrected']} | {count['wide', 'narrowed']} | {count['wide', 'kept']} |")
-    total = {(g, o): sum(r["psf_given"] == g and r["outcome"] == o for r in rows)
-             for g in ("right", "wide") for o in ("kept", "narrowed", "corrected")}
-    text.append(f"| **all** | | {total['right', 'kept']} | {total['right', 'narrowed']} | {total['wide', 'corrected']} | "
-                f"{total['wide', 'narrowed']} | {total['wide', 'kept']} |")
+            text.append(line(scene, kind, [row for row in rows if (row["scene"], row["kind"]) == (scene, kind)]))
+    text.append(line("**all**", "", rows))
     (args.output / "width_check.md").write_text("\n".join(text) + "\n")
     print("\n".join(text))
     return 0

@@ -167,21 +167,19 @@ def fit_width(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.ndar
             continue
         fits = _photometry(data, bad, dilate(psf, factor), x[chosen], y[chosen], width)
         qfits[k] = np.where(fits["fitted"], fits["qfit"], np.inf)
-    # each source's own best width, refined by a parabola through its neighbours (in log factor)
+    # each source's own best width; inside those tried, fitted on both sides (a galaxy's fit improves to the
+    # widest), it is refined by a parabola through its neighbours (in log factor)
     best = np.argmin(qfits, axis=0)
     columns = np.arange(len(chosen))
     step = np.log(WIDTH_FACTORS[1] / WIDTH_FACTORS[0])
     logs = np.log(WIDTH_FACTORS[best])
-    for j in columns:
-        k = best[j]
-        if 0 < k < len(WIDTH_FACTORS) - 1 and np.all(np.isfinite(qfits[k - 1 : k + 2, j])):
-            low, mid, high = qfits[k - 1 : k + 2, j]
-            if low - 2 * mid + high > 0:
-                logs[j] += 0.5 * (low - high) / (low - 2 * mid + high) * step
-    # the best width lies inside those tried, fitted on both sides (a galaxy's fit improves to the widest)
     inside = (best > 0) & (best < len(WIDTH_FACTORS) - 1)
     inside &= np.isfinite(qfits[np.clip(best - 1, 0, None), columns]) & np.isfinite(
         qfits[np.clip(best + 1, None, len(WIDTH_FACTORS) - 1), columns])
+    for j in np.flatnonzero(inside):
+        low, mid, high = qfits[best[j] - 1 : best[j] + 2, j]
+        if low - 2 * mid + high > 0:
+            logs[j] += 0.5 * (low - high) / (low - 2 * mid + high) * step
     points = _point_sources(qfits[best, columns], inside, logs)
     grouped = points.sum() >= 2
     if not grouped:
