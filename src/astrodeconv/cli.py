@@ -144,7 +144,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gain", type=float, help="electrons per image unit (default: GAIN, else measured on the frame's noise where it "
                    "grows with the light): photon noise over the sky's; inf: the sky's noise only")
     p.add_argument("--read-noise", type=float, metavar="E", help="read noise, electrons (default: RDNOISE): the "
-                   "least the sky's noise can be")
+                   "least the sky's noise can be, where a gain is known (--gain, GAIN or measured)")
     p.add_argument("--mask", metavar="FILE|HDU", help="bad pixels, non-zero = bad (default: a DQ extension)")
     p.add_argument("--noise-map", metavar="FILE|HDU", help="per-pixel noise sigma, image units (HDU VAR: "
                    "variances; default: an ERR extension)")

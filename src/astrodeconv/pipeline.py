@@ -284,12 +284,14 @@ def restore_file(
     mask : str, optional
         Bad pixels: a FITS file or an HDU of the input, non-zero = bad (a ``DQ`` extension is
         used without it). They are NaN in the output; the flags are written as a ``MASK``
-        extension. A ``SCI``/``ERR``/``DQ`` file is read as such and written back with its layout.
+        extension. A ``SCI``/``ERR``/``DQ`` file is read as such (image, noise map, mask) and written
+        back as ``SCI`` and ``DQ``: ``ERR`` is not, the restored image's noise being no longer the input's.
         (In memory only.)
     gain, read_noise : float, optional
         Electrons per image unit and the read noise in electrons (default: the ``GAIN`` and
         ``RDNOISE`` cards): photon noise over the sky's for the data fit and the restorers'
-        local bank; the sky's noise no lower than the read noise. Without a gain, a noise map
+        local bank; with a gain (given, a card or measured), the sky's noise no lower than the read
+        noise (in image units, read noise / gain). Without a gain, a noise map
         or a simulation's ``ADGAIN`` or ``ADSIGMA`` card, the gain is measured on the frame's
         noise where it grows with the light (:func:`astrodeconv.noise.gain_from_image`);
         ``math.inf``: the sky's noise only (over a card or a noise map too).

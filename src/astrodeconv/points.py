@@ -58,7 +58,7 @@ def fit_points(image: np.ndarray, psf: np.ndarray, sigma: float, invalid: np.nda
     notes : list of str, optional
         Where to say that the PSF fits the bright sources poorly: when fewer than half of
         at least five fits are kept, the PSF is likely wrong (a width 15 % off gives every
-        star of a GalSim frame a ``qfit`` above 0.1), and nothing is taken out.
+        star of a GalSim frame a ``qfit`` above 0.1); those that fit well are still taken out.
     psf_from_stars : bool
         ``psf`` was estimated from the image's own stars: the note does not suggest it.
 

@@ -148,29 +148,11 @@ def _mean(rows: list[dict[str, Any]], metric: str) -> float:
 
 
 def render_table(rows: list[dict[str, Any]], protocol: RealisticProtocol) -> str:
-    """Markdown: the metrics of each method (mean over scenes and PSFs) for the exact PSF, then PSNR by PSF given."""
+    """Markdown: the metrics of each method (mean over scenes and PSFs) for each way the PSF is given, then PSNR gains."""
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    exact = [r for r in rows if r["psf_given"] == protocol.psf_cases[0]]
-    titles = ("frames", "PSNR (dB)", "SSIM", "PSNR without stars (dB)", "flux ratio", "aperture 2 FWHM", "aperture 4 FWHM", "centroid (px)",
-              "false / 1000", "false near saturated", "ring depth", "ring around saturated (noise)", "background rms ratio",
-              "background beyond 5 sigma")
-    lines = [f"PSF given: {protocol.psf_cases[0]}; mean over the frames each method restored ({len(protocol.scenes)} "
-             f"scenes x {len(protocol.psfs)} PSFs; `frames`: restored / refused).", "",
-             "| method | " + " | ".join(titles) + " |", "|---|" + "---:|" * len(titles)]
-    for method in methods:
-        mine = [r for r in exact if r["method"] == method]
-        refused = [r for r in mine if r["status"] != "ok"]
-        if len(refused) == len(mine):
-            lines.append(f"| {method} | 0 / {len(mine)} | " + " | ".join([""] * (len(titles) - 1)) + " |")
-            continue
-        cells = [f"{len(mine) - len(refused)} / {len(refused)}"]
-        for metric in METRICS:
-            value = _mean(mine, metric)
-            percent = metric.startswith("aperture")
-            cells.append(f"{100 * value:+.1f} %" if percent else f"{value:.1e}" if metric == "background_tail" else
-                         f"{value:.3f}" if metric in ("ssim", "flux_ratio", "ring_depth",
-                                                      "background_rms_ratio") else f"{value:.2f}")
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    lines: list[str] = []
+    for label in protocol.psf_cases:
+        lines += _metrics_table([r for r in rows if r["psf_given"] == label], label, protocol, methods)
     for metric, what in (("psnr_db", "PSNR"), ("psnr_no_stars_db", "PSNR without stars")):
         lines += _gain_table(rows, protocol, methods, metric, what)
     refusals = sorted({f"{r['method']} ({r['status'][len('refused: '):].split(';')[0]})" for r in rows
@@ -184,6 +166,35 @@ def render_table(rows: list[dict[str, Any]], protocol: RealisticProtocol) -> str
             lines += ["", f"PSF `{label}` not estimated on {len(missing)} of {len(frames)} frames (too few isolated, "
                       f"unsaturated stars): " + ", ".join(f"{s} {p}" for s, p in sorted(missing)) + "."]
     return "\n".join(lines)
+
+
+def _metrics_table(rows: list[dict[str, Any]], label: str, protocol: RealisticProtocol,
+                   methods: list[str]) -> list[str]:
+    """Markdown lines: each method's metrics, mean over the frames it restored with the PSF given as ``label``."""
+    titles = ("frames", "PSNR (dB)", "SSIM", "PSNR without stars (dB)", "flux ratio", "aperture 2 FWHM", "aperture 4 FWHM", "centroid (px)",
+              "false / 1000", "false near saturated", "ring depth", "ring around saturated (noise)", "background rms ratio",
+              "background beyond 5 sigma")
+    lines = ([] if label == protocol.psf_cases[0] else [""]) + [
+        f"PSF given: {label}; mean over the frames each method restored ({len(protocol.scenes)} scenes x "
+        f"{len(protocol.psfs)} PSFs; `frames`: restored / not restored: refused, or no PSF estimated).", "",
+        "| method | " + " | ".join(titles) + " |", "|---|" + "---:|" * len(titles)]
+    for method in methods:
+        mine = [r for r in rows if r["method"] == method]
+        refused = [r for r in mine if r["status"] != "ok"]
+        if not mine:
+            continue
+        if len(refused) == len(mine):
+            lines.append(f"| {method} | 0 / {len(mine)} | " + " | ".join([""] * (len(titles) - 1)) + " |")
+            continue
+        cells = [f"{len(mine) - len(refused)} / {len(refused)}"]
+        for metric in METRICS:
+            value = _mean([r for r in mine if r["status"] == "ok"], metric)
+            percent = metric.startswith("aperture")
+            cells.append(f"{100 * value:+.1f} %" if percent else f"{value:.1e}" if metric == "background_tail" else
+                         f"{value:.3f}" if metric in ("ssim", "flux_ratio", "ring_depth",
+                                                      "background_rms_ratio") else f"{value:.2f}")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _gain_table(rows: list[dict[str, Any]], protocol: RealisticProtocol, methods: list[str], metric: str,
