@@ -50,9 +50,9 @@ def realistic_rows(method: str) -> list[str]:
             frame = instrument.frame(scene, kind, n=protocol.size, seed=protocol.seed + k, detector=detector,
                                      sky_image=sky, psf_reach=protocol.psf_reach)
             cards = {key: value for key, value in frame.header_cards().items() if key not in ("GAIN", "RDNOISE")}
-            bare = realistic._write_fits(folder / "bare.fits", frame.adu, cards)
-            full = realistic._write_fits(folder / "full.fits", frame.adu, frame.header_cards())
-            psf_path = realistic._write_fits(folder / "psf.fits", frame.psf)
+            bare = realistic.write_fits(folder / "bare.fits", frame.adu, cards)
+            full = realistic.write_fits(folder / "full.fits", frame.adu, frame.header_cards())
+            psf_path = realistic.write_fits(folder / "psf.fits", frame.psf)
             adu = np.asarray(frame.adu, dtype=np.float64)
             measured = gain_from_image(adu, frame.psf, estimate_sigma(adu), invalid=adu >= detector.saturate)
             noise, width = estimate_sigma(frame.electrons(frame.adu)), fwhm(frame.psf)

@@ -62,8 +62,8 @@ def rows(method: str) -> list[str]:
         for k, (scene, kind) in enumerate(cells):
             frame = instrument.frame(scene, kind, n=protocol.size, seed=protocol.seed + k, detector=detector,
                                      sky_image=sky, psf_reach=protocol.psf_reach)
-            observed = realistic._write_fits(folder / "obs.fits", frame.adu, frame.header_cards())
-            psf_path = realistic._write_fits(folder / "psf.fits", frame.psf)
+            observed = realistic.write_fits(folder / "obs.fits", frame.adu, frame.header_cards())
+            psf_path = realistic.write_fits(folder / "psf.fits", frame.psf)
             restore_file(observed, folder / "out.fits", psf_spec=str(psf_path), method=method, overwrite=True)
             restored, seen = frame.electrons(fits.getdata(folder / "out.fits")), frame.electrons(frame.adu)
             noise, width = estimate_sigma(seen), fwhm(frame.psf)

@@ -33,7 +33,8 @@ FIELDS = ("scene", "psf", "psf_given", "method", "status", *METRICS, "time_s")
 OBSERVED, SKIMAGE_RL = "observed", "skimage-rl-30"
 
 
-def _write_fits(path: Path, data: np.ndarray, cards: dict[str, Any] | None = None) -> Path:
+def write_fits(path: Path, data: np.ndarray, cards: dict[str, Any] | None = None) -> Path:
+    """Write ``data`` as float32 with the header ``cards`` (an instrument's frame, or a PSF); returns ``path``."""
     from astropy.io import fits
 
     fits.writeto(path, np.asarray(data, dtype=np.float32), fits.Header(cards or {}), overwrite=True)
@@ -45,7 +46,7 @@ def _given_psfs(frame: Any, folder: Path) -> tuple[dict[str, Path], dict[str, st
     from ..psf import moffat
     from ..starpsf import estimate_psf
 
-    given = {"exact": _write_fits(folder / "exact.fits", frame.psf), "wide": _write_fits(folder / "wide.fits",
+    given = {"exact": write_fits(folder / "exact.fits", frame.psf), "wide": write_fits(folder / "wide.fits",
                                                                                         frame.wide_psf)}
     failed: dict[str, str] = {}
     try:
@@ -53,8 +54,8 @@ def _given_psfs(frame: Any, folder: Path) -> tuple[dict[str, Path], dict[str, st
     except InputError as exc:
         failed["stars"] = failed["moffat"] = str(exc)
     else:
-        given["stars"] = _write_fits(folder / "stars.fits", estimated.psf)
-        given["moffat"] = _write_fits(folder / "moffat.fits", moffat(estimated.fwhm, beta=3.0))
+        given["stars"] = write_fits(folder / "stars.fits", estimated.psf)
+        given["moffat"] = write_fits(folder / "moffat.fits", moffat(estimated.fwhm, beta=3.0))
     return given, failed
 
 
@@ -95,7 +96,7 @@ def run(protocol: RealisticProtocol, data_dir: Path, methods: list[str] | None =
         for k, (scene, kind) in enumerate(cells):
             frame = instrument.frame(scene, kind, n=protocol.size, seed=protocol.seed + k, detector=detector,
                                      sky_image=sky, psf_reach=protocol.psf_reach)
-            obs = _write_fits(folder / "obs.fits", frame.adu, frame.header_cards())
+            obs = write_fits(folder / "obs.fits", frame.adu, frame.header_cards())
             given, failed = _given_psfs(frame, folder)
             width = measure_fwhm(frame.psf)
             noise = estimate_sigma(frame.electrons(frame.adu))
@@ -252,8 +253,8 @@ def montage(protocol: RealisticProtocol, path: Path, size: int = 128) -> Path:
                              psf_reach=protocol.psf_reach)
     panels = {"truth (PSF-free)": frame.truth, "observed": frame.electrons(frame.adu)}
     with tempfile.TemporaryDirectory() as tmp:
-        obs = _write_fits(Path(tmp) / "obs.fits", frame.adu, frame.header_cards())
-        psf_path = _write_fits(Path(tmp) / "psf.fits", frame.psf)
+        obs = write_fits(Path(tmp) / "obs.fits", frame.adu, frame.header_cards())
+        psf_path = write_fits(Path(tmp) / "psf.fits", frame.psf)
         panels[SKIMAGE_RL] = frame.electrons(_skimage_rl(frame, frame.psf))
         for method in protocol.methods:
             try:
