@@ -106,3 +106,26 @@ def test_the_quick_protocol_runs_every_method_and_says_which_refuse(tmp_path, sh
     assert rows["cnn3"]["status"].startswith("refused") and np.isnan(rows["cnn3"]["psnr_db"])
     assert rows["rl"]["status"] == "ok" and rows["rl"]["psnr_db"] > rows["observed"]["psnr_db"]
     assert "| cnn3 | refused |" in (tmp_path / "realistic.md").read_text()
+
+
+def test_the_report_has_a_metrics_table_for_every_way_the_psf_is_given():
+    from astrodeconv.experiments.realistic import METRICS, render_table
+
+    protocol = load_protocol("realistic")
+
+    def row(scene, given, method, psnr, status="ok"):
+        values = {m: (psnr if m == "psnr_db" else 1.0) for m in METRICS}
+        if status != "ok":
+            values = {m: float("nan") for m in METRICS}
+        return {"scene": scene, "psf": "ground", "psf_given": given, "method": method, "status": status, **values}
+
+    rows = [row(s, g, m, p) for s in ("stars", "deep") for g in ("exact", "wide")
+            for m, p in (("observed", 30.0), ("wiener", 34.0 if s == "stars" else 36.0))]
+    rows += [row("stars", "stars", "observed", 30.0), row("stars", "stars", "wiener", 33.0),
+             row("deep", "stars", "observed", 0.0, "no PSF: too few stars"), row("deep", "stars", "wiener", 0.0, "no PSF: too few stars")]
+    text = render_table(rows, protocol)
+    tables = text.split("PSF given: ")[1:]
+    assert [t.split(";")[0] for t in tables] == list(protocol.psf_cases)
+    assert "| wiener | 2 / 0 | 35.00 |" in tables[0]  # exact: the mean over both frames
+    assert "| wiener | 1 / 1 | 33.00 |" in tables[1]  # stars: the frame without an estimate left out of the mean
+    assert "| wiener |" not in tables[2]  # moffat: no rows, no line
