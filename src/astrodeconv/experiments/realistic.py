@@ -152,8 +152,9 @@ def render_table(rows: list[dict[str, Any]], protocol: RealisticProtocol) -> str
     """Markdown: the metrics of each method (mean over scenes and PSFs) for each way the PSF is given, then PSNR gains."""
     methods = list(dict.fromkeys(r["method"] for r in rows))
     lines: list[str] = []
-    for label in protocol.psf_cases:
-        lines += _metrics_table([r for r in rows if r["psf_given"] == label], label, protocol, methods)
+    for k, label in enumerate(protocol.psf_cases):
+        lines += ([""] if k else []) + _metrics_table([r for r in rows if r["psf_given"] == label], label, protocol,
+                                                      methods)
     for metric, what in (("psnr_db", "PSNR"), ("psnr_no_stars_db", "PSNR without stars")):
         lines += _gain_table(rows, protocol, methods, metric, what)
     refusals = sorted({f"{r['method']} ({r['status'][len('refused: '):].split(';')[0]})" for r in rows
@@ -175,21 +176,20 @@ def _metrics_table(rows: list[dict[str, Any]], label: str, protocol: RealisticPr
     titles = ("frames", "PSNR (dB)", "SSIM", "PSNR without stars (dB)", "flux ratio", "aperture 2 FWHM", "aperture 4 FWHM", "centroid (px)",
               "false / 1000", "false near saturated", "ring depth", "ring around saturated (noise)", "background rms ratio",
               "background beyond 5 sigma")
-    lines = ([] if label == protocol.psf_cases[0] else [""]) + [
-        f"PSF given: {label}; mean over the frames each method restored ({len(protocol.scenes)} scenes x "
-        f"{len(protocol.psfs)} PSFs; `frames`: restored / not restored: refused, or no PSF estimated).", "",
-        "| method | " + " | ".join(titles) + " |", "|---|" + "---:|" * len(titles)]
+    lines = [f"PSF given: {label}; mean over the frames each method restored ({len(protocol.scenes)} scenes x "
+             f"{len(protocol.psfs)} PSFs; `frames`: restored / not restored: refused, or no PSF estimated).", "",
+             "| method | " + " | ".join(titles) + " |", "|---|" + "---:|" * len(titles)]
     for method in methods:
         mine = [r for r in rows if r["method"] == method]
-        refused = [r for r in mine if r["status"] != "ok"]
         if not mine:
             continue
+        refused = [r for r in mine if r["status"] != "ok"]
         if len(refused) == len(mine):
             lines.append(f"| {method} | 0 / {len(mine)} | " + " | ".join([""] * (len(titles) - 1)) + " |")
             continue
         cells = [f"{len(mine) - len(refused)} / {len(refused)}"]
         for metric in METRICS:
-            value = _mean([r for r in mine if r["status"] == "ok"], metric)
+            value = _mean(mine, metric)  # rows not restored hold NaN, which the mean leaves out
             percent = metric.startswith("aperture")
             cells.append(f"{100 * value:+.1f} %" if percent else f"{value:.1e}" if metric == "background_tail" else
                          f"{value:.3f}" if metric in ("ssim", "flux_ratio", "ring_depth",
